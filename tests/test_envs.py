@@ -1,0 +1,261 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode
+
+import vsml_gym
+from vsml_gym.data import DatasetNotFoundError
+from vsml_gym.envs import OnlineVectorEnv
+
+
+def softmax(a):
+    e = np.exp(a - a.max())
+    return e / e.sum()
+
+
+def test_every_builtin_id_is_registered():
+    assert set(vsml_gym.BUILTIN_ENVS) <= set(vsml_gym.registered_env_ids())
+    assert len(vsml_gym.BUILTIN_ENVS) == 10
+
+
+@pytest.mark.parametrize("env_id", sorted(vsml_gym.BUILTIN_ENVS))
+def test_check_env_passes_for_every_registered_id(env_id, data_root):
+    env = gym.make(env_id, split="test", data_root=str(data_root), episode_length=None)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    env.close()
+
+
+def test_feedback_arrives_one_step_late(data_root):
+    env = gym.make("VSML/MNIST-Online-v0", split="test", data_root=str(data_root), episode_length=30)
+    obs, _ = env.reset(seed=1)
+    assert not obs["error"].any() and not obs["label"].any()
+    assert obs["x"].shape == (1, 28, 28) and obs["x"].dtype == np.float32
+    rng = np.random.default_rng(0)
+    for t in range(30):
+        logits = rng.normal(size=10).astype(np.float32)
+        next_obs, reward, terminated, truncated, info = env.step(logits)
+        y = info["label"]
+        expected_error = softmax(logits.astype(np.float64)) - np.eye(10)[y]
+        np.testing.assert_allclose(next_obs["error"], expected_error, atol=1e-6)
+        np.testing.assert_array_equal(next_obs["label"], np.eye(10)[y])
+        expected_loss = -np.log(softmax(logits.astype(np.float64))[y])
+        assert reward == pytest.approx(-expected_loss, rel=1e-5) and info["loss"] == pytest.approx(expected_loss, rel=1e-5)
+        assert info["correct"] == (int(np.argmax(logits)) == y) and info["scored"]
+        assert not terminated and truncated == (t == 29)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(10, np.float32))
+
+
+def _rollout_single(env, seed, actions):
+    obs, _ = env.reset(seed=seed)
+    xs, labels = [obs["x"]], []
+    for a in actions:
+        obs, _, _, _, info = env.step(a)
+        xs.append(obs["x"])
+        labels.append(info["label"])
+    return np.stack(xs), labels
+
+
+def test_same_seed_same_episode_different_seed_different(data_root):
+    env = gym.make("VSML/FashionMNIST-Online-v0", split="train", data_root=str(data_root), episode_length=20)
+    actions = np.zeros((20, 10), np.float32)
+    a, la = _rollout_single(env, 7, actions)
+    b, lb = _rollout_single(env, 7, actions)
+    c, lc = _rollout_single(env, 8, actions)
+    assert np.array_equal(a, b) and la == lb
+    assert not np.array_equal(a, c) and la != lc
+    obs_next_episode, _ = env.reset()  # seed=None continues the stream with a new episode
+    assert not np.array_equal(obs_next_episode["x"], a[0])
+
+
+VECTOR_CASES = [
+    ("VSML/MNIST-Online-v0", {}),
+    ("VSML/MNIST-RandProj-Online-v0", {"projection": "episode", "label_permutation": "episode"}),
+    ("VSML/EMNIST-Online-v0", {"resize": 14, "pad_input": (1, 28, 28), "pad_outputs": 64}),
+    ("VSML/CIFAR10-Online-v0", {"pixel_shuffle": True, "classes": [3, 1, 7]}),
+    ("VSML/SumSign-Online-v0", {}),
+    ("VSML/Random-Online-v0", {}),
+    ("VSML/Omniglot-5Way1Shot-v0", {}),
+]
+
+
+@pytest.mark.parametrize("env_id,options", VECTOR_CASES)
+def test_vector_env_matches_single_envs_with_the_same_seeds(env_id, options, data_root):
+    n, seed = 4, 11
+    common = dict(split="test", data_root=str(data_root), **options)
+    if "Omniglot" not in env_id:
+        common["episode_length"] = 8
+    venv = gym.make_vec(env_id, num_envs=n, **common)
+    assert isinstance(venv, OnlineVectorEnv)
+    singles = [gym.make(env_id, **common) for _ in range(n)]
+    length = venv.episode_length
+    actions = torch.randn(2 * length + 1, n, venv.single_action_space.shape[0], generator=torch.Generator().manual_seed(0))
+
+    obs, _ = venv.reset(seed=seed)
+    single_obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(singles)]
+    for step in range(2 * length + 1):  # two episodes, across a NEXT_STEP autoreset
+        for i in range(n):
+            for key in ("x", "error", "label"):
+                np.testing.assert_allclose(obs[key][i].numpy(), single_obs[i][key], atol=1e-5, err_msg=f"{key} env {i}")
+        obs, reward, _, truncated, info = venv.step(actions[step])
+        if step == length:  # the autoreset step: the singles start their next episode by hand
+            single_obs = [env.reset()[0] for env in singles]
+            assert not info["scored"].any() and not truncated.any()
+            continue
+        for i, env in enumerate(singles):
+            single_obs[i], r, _, single_truncated, single_info = env.step(actions[step, i].numpy())
+            assert float(reward[i]) == pytest.approx(r, abs=1e-5)
+            assert int(info["label"][i]) == single_info["label"] and bool(truncated[i]) == single_truncated
+    venv.close()
+
+
+def test_vector_env_outputs_tensors_and_metadata(data_root):
+    venv = gym.make_vec("VSML/KMNIST-Online-v0", num_envs=6, split="test", data_root=str(data_root), device="cpu")
+    assert venv.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    obs, info = venv.reset(seed=0)
+    assert obs["x"].shape == (6, 1, 28, 28) and obs["x"].dtype == torch.float32
+    assert venv.observation_space["x"].shape == (6, 1, 28, 28) and venv.action_space.shape == (6, 10)
+    assert venv.episode_length == 2000  # meta-test default
+    _, reward, terminated, truncated, info = venv.step(torch.zeros(6, 10))
+    assert reward.shape == (6,) and terminated.dtype == torch.bool and not terminated.any()
+    assert set(info) == {"loss", "correct", "label", "scored"}
+    assert torch.allclose(reward, torch.full((6,), -float(np.log(10))))
+    # each sub-env its own stream
+    assert len({tuple(row.flatten().tolist()) for row in obs["x"]}) == 6
+
+
+def test_envs_per_stream_pairs_share_one_data_stream(data_root):
+    venv = gym.make_vec("VSML/MNIST-Online-v0", num_envs=6, envs_per_stream=2, split="test",
+                        data_root=str(data_root), episode_length=5)
+    obs, _ = venv.reset(seed=3)
+    for _ in range(4):
+        assert torch.equal(obs["x"][0], obs["x"][1]) and torch.equal(obs["x"][4], obs["x"][5])
+        assert not torch.equal(obs["x"][0], obs["x"][2])
+        obs, _, _, _, info = venv.step(torch.randn(6, 10))
+        assert torch.equal(info["label"][0::2], info["label"][1::2])
+    single = gym.make("VSML/MNIST-Online-v0", split="test", data_root=str(data_root), episode_length=5)
+    first, _ = single.reset(seed=4)  # the second pair is stream seed + 1
+    np.testing.assert_array_equal(venv.reset(seed=3)[0]["x"][2].numpy(), first["x"])
+    with pytest.raises(ValueError, match="divisor"):
+        gym.make_vec("VSML/SumSign-Online-v0", num_envs=5, envs_per_stream=2)
+
+
+def test_same_step_autoreset_returns_final_obs_and_new_episode():
+    venv = gym.make_vec("VSML/SumSign-Online-v0", num_envs=3, episode_length=3, autoreset_mode="SameStep")
+    first, _ = venv.reset(seed=0)
+    for t in range(3):
+        obs, _, _, truncated, info = venv.step(torch.randn(3, 2))
+    assert truncated.all() and "final_obs" in info
+    assert not obs["error"].any() and info["final_obs"]["error"].abs().sum() > 0
+    assert not torch.equal(obs["x"], first["x"])  # the next episode already began
+    venv.step(torch.randn(3, 2))  # and continues without a reset
+
+
+def test_disabled_autoreset_requires_reset():
+    venv = gym.make_vec("VSML/SumSign-Online-v0", num_envs=2, episode_length=2, autoreset_mode="Disabled")
+    venv.reset(seed=0)
+    venv.step(torch.zeros(2, 2))
+    venv.step(torch.zeros(2, 2))
+    with pytest.raises(RuntimeError, match="reset"):
+        venv.step(torch.zeros(2, 2))
+
+
+def test_omniglot_rewards_only_the_query(data_root):
+    env = gym.make("VSML/Omniglot-5Way1Shot-v0", split="test", data_root=str(data_root))
+    env.reset(seed=0)
+    rewards, scored = [], []
+    for t in range(6):
+        _, reward, _, truncated, info = env.step(np.random.default_rng(t).normal(size=5).astype(np.float32))
+        rewards.append(reward)
+        scored.append(info["scored"])
+    assert scored == [False] * 5 + [True] and truncated
+    assert rewards[:5] == [0.0] * 5 and rewards[5] < 0
+    with pytest.raises(ValueError, match="fixed episodes"):
+        gym.make("VSML/Omniglot-5Way1Shot-v0", split="test", data_root=str(data_root), episode_length=10)
+
+
+@pytest.mark.parametrize(
+    "action,error,match",
+    [
+        (np.zeros(9, np.float32), ValueError, "shape"),
+        (np.zeros((1, 10), np.float32), ValueError, "shape"),
+        (np.full(10, np.nan, np.float32), ValueError, "NaN"),
+        (np.zeros(10, np.int64), TypeError, "floating"),
+    ],
+)
+def test_single_env_rejects_bad_actions(action, error, match, data_root):
+    env = gym.make("VSML/MNIST-Online-v0", split="test", data_root=str(data_root))
+    env.reset(seed=0)
+    with pytest.raises(error, match=match):
+        env.unwrapped.step(action)
+
+
+def test_vector_env_rejects_bad_actions_and_defers_nan_check_when_asked():
+    venv = gym.make_vec("VSML/SumSign-Online-v0", num_envs=4, episode_length=3)
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        venv.step(torch.zeros(4, 3))
+    with pytest.raises(TypeError, match="floating"):
+        venv.step(torch.zeros(4, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="NaN"):
+        venv.step(torch.full((4, 2), float("nan")))
+    deferred = gym.make_vec("VSML/SumSign-Online-v0", num_envs=4, episode_length=3, nan_check="episode")
+    deferred.reset(seed=0)
+    deferred.step(torch.full((4, 2), float("nan")))  # no sync, no error yet
+    deferred.step(torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="NaN"):
+        deferred.step(torch.zeros(4, 2))  # the episode ends here
+
+
+def test_bad_options_raise_clear_errors(data_root):
+    with pytest.raises(TypeError, match="did you mean 'episode_length'"):
+        gym.make("VSML/MNIST-Online-v0", episode_lenght=10)
+    with pytest.raises(TypeError, match="n_way"):
+        gym.make("VSML/MNIST-Online-v0", n_way=5)  # a few-shot option on a plain task
+    with pytest.raises(ValueError, match="split"):
+        gym.make("VSML/MNIST-Online-v0", split="validation")
+    with pytest.raises(ValueError, match="projection"):
+        gym.make("VSML/MNIST-Online-v0", split="test", data_root=str(data_root), projection="always")
+    with pytest.raises(ValueError, match="out of range"):
+        gym.make("VSML/MNIST-Online-v0", split="test", data_root=str(data_root), classes=[1, 10])
+    with pytest.raises(ValueError, match="episode_length"):
+        gym.make("VSML/SumSign-Online-v0", episode_length=0)
+    with pytest.raises(ValueError, match="num_envs"):
+        gym.make_vec("VSML/SumSign-Online-v0", num_envs=0)
+
+
+def test_missing_data_says_how_to_get_it(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="vsml-gym data download kmnist"):
+        gym.make("VSML/KMNIST-Online-v0", split="test", data_root=str(tmp_path))
+
+
+def test_user_registered_task_from_tensors_and_from_a_dataset():
+    images = torch.randint(0, 256, (30, 1, 8, 8), dtype=torch.uint8)
+    labels = torch.arange(30) % 3
+    env_id = vsml_gym.register_task("Test/Tensors-Online-v0", train=(images, labels), test=(images[:9], labels[:9]),
+                                    episode_length=12)
+    env = gym.make(env_id, split="test")
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs["x"].shape == (1, 8, 8) and env.action_space.shape == (3,)
+    pixels = images.float() / 255
+    standardised = ((pixels[:9] - pixels.mean()) / pixels.std()).flatten(1).numpy()
+    assert np.abs(standardised - obs["x"].reshape(1, -1)).sum(1).min() < 1e-4  # a test-split example
+    venv = gym.make_vec(env_id, num_envs=4, projection="episode")
+    vobs, _ = venv.reset(seed=0)
+    assert vobs["x"].shape == (4, 1, 8, 8) and venv.episode_length == 12
+
+    from PIL import Image
+
+    dataset = [(Image.fromarray(images[i, 0].numpy()), int(labels[i])) for i in range(30)]
+    pil_id = vsml_gym.register_task("Test/PIL-Online-v0", train=dataset)
+    pil_env = gym.make(pil_id)
+    assert pil_env.reset(seed=0)[0]["x"].shape == (1, 8, 8)
+    with pytest.raises(ValueError, match="without a 'test' split"):
+        gym.make(pil_id, split="test")
+    with pytest.raises(ValueError, match="already registered"):
+        vsml_gym.register_task(pil_id, train=dataset)

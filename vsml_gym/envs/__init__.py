@@ -1,0 +1,6 @@
+"""Gymnasium environments over the task suite: a single numpy env and a native torch vector env."""
+
+from vsml_gym.envs.single import OnlineEnv
+from vsml_gym.envs.vector import OnlineVectorEnv
+
+__all__ = ["OnlineEnv", "OnlineVectorEnv"]

@@ -1,0 +1,100 @@
+"""Counter-based random numbers: every draw is a pure hash of (key, counter).
+
+Each sub-environment owns a 32-bit key derived from its seed. A draw at step t is
+`hash(fold(key, purpose, t), element)`, so a stream's numbers do not depend on which
+other streams are batched with it, on the device, or on how many draws happened before.
+That is what makes a vector env of N streams equal N single envs with the same seeds,
+lets antithetic ES pairs share one data stream, and keeps the hot path free of Python
+loops over environments and of host-device round trips.
+
+Keys are int64 tensors holding values in [0, 2**32). All arithmetic stays below 2**63,
+so results are exact on every device.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Sequence
+
+import torch
+
+_MASK32 = 0xFFFFFFFF
+_GOLDEN = 0x9E3779B9
+_MAX_CHUNK_ELEMENTS = 1 << 24
+
+
+def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
+    """(x * constant) mod 2**32 without int64 overflow (x < 2**32, constant < 2**32)."""
+    high, low = constant >> 16, constant & 0xFFFF
+    return (x * low + (((x * high) & 0xFFFF) << 16)) & _MASK32
+
+
+def mix32(x: torch.Tensor) -> torch.Tensor:
+    """A bijective avalanche hash on 32-bit values (the 'lowbias32' integer hash)."""
+    x = x & _MASK32
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def _as_key_tensor(value: int | str | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    if isinstance(value, str):  # named sub-streams read better than magic numbers
+        value = zlib.crc32(value.encode())
+    if isinstance(value, torch.Tensor):
+        return value.to(device=like.device, dtype=torch.int64) & _MASK32
+    return torch.tensor(int(value) & _MASK32, dtype=torch.int64, device=like.device)
+
+
+def fold(keys: torch.Tensor, *values: int | str | torch.Tensor) -> torch.Tensor:
+    """Derive child keys: fold(keys, "index", t) names an independent sub-stream of each key."""
+    for value in values:
+        keys = mix32(keys ^ mix32(_as_key_tensor(value, keys) + _GOLDEN))
+    return keys
+
+
+def seed_keys(seeds: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """One key per (arbitrarily large, non-negative) integer seed."""
+    if any(int(s) < 0 for s in seeds):
+        raise ValueError(f"seeds must be non-negative integers, got {list(seeds)}")
+    low = torch.tensor([int(s) & _MASK32 for s in seeds], dtype=torch.int64, device=device)
+    high = torch.tensor([(int(s) >> 32) & _MASK32 for s in seeds], dtype=torch.int64, device=device)
+    return fold(fold(torch.zeros_like(low), low), high)
+
+
+def bits(keys: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """32-bit random integers of shape keys.shape + shape, one per (key, element index)."""
+    shape = tuple(shape)
+    count = math.prod(shape)
+    flat_keys = keys.reshape(-1, 1)
+    salted = mix32(torch.arange(count, dtype=torch.int64, device=keys.device) + _GOLDEN)
+    rows_per_chunk = max(1, _MAX_CHUNK_ELEMENTS // max(count, 1))
+    chunks = [mix32(chunk ^ salted) for chunk in flat_keys.split(rows_per_chunk)]
+    out = torch.cat(chunks) if chunks else flat_keys.new_empty((0, count))
+    return out.reshape(*keys.shape, *shape)
+
+
+def uniform(keys: torch.Tensor, shape: Sequence[int] = ()) -> torch.Tensor:
+    """float32 uniforms strictly inside (0, 1)."""
+    return ((bits(keys, shape) >> 9).to(torch.float32) + 0.5) * (1.0 / (1 << 23))
+
+
+def randint(keys: torch.Tensor, high: int, shape: Sequence[int] = ()) -> torch.Tensor:
+    """Integers uniform in [0, high) (bias below high / 2**32)."""
+    if high <= 0:
+        raise ValueError(f"high must be positive, got {high}")
+    return bits(keys, shape) % high
+
+
+def normal(keys: torch.Tensor, shape: Sequence[int] = ()) -> torch.Tensor:
+    """Standard normals by the Box-Muller transform."""
+    u = uniform(keys, (2, *shape))
+    u1, u2 = u.unbind(keys.dim())
+    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
+
+
+def permutation(keys: torch.Tensor, n: int) -> torch.Tensor:
+    """A uniformly random permutation of range(n) per key: shape keys.shape + (n,)."""
+    return torch.argsort(bits(keys, (n,)), dim=-1)

@@ -1,0 +1,75 @@
+"""Online classification over a labelled image set (MNIST, CIFAR-10, users' own data)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from vsml_gym import rng
+from vsml_gym.tasks.base import Task
+
+
+class Standardiser:
+    """Maps stored pixels to standardised floats, ((p / 255 if uint8 else p) - mean) / std."""
+
+    def __init__(self, mean: float, std: float, dtype: torch.dtype) -> None:
+        if not std > 0:
+            raise ValueError(f"pixel std must be positive, got {std}")
+        pixel_scale = 1.0 / 255.0 if dtype == torch.uint8 else 1.0
+        self.scale = pixel_scale / std
+        self.shift = -mean / std
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        return pixels.to(torch.float32) * self.scale + self.shift
+
+
+def select_classes(
+    images: torch.Tensor, labels: torch.Tensor, classes: Sequence[int], num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep only `classes`, renumbered 0..len(classes)-1 in the given order."""
+    classes = [int(c) for c in classes]
+    if not classes or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be a non-empty list of distinct class ids, got {classes}")
+    bad = [c for c in classes if not 0 <= c < num_classes]
+    if bad:
+        raise ValueError(f"classes {bad} out of range: this task has classes 0..{num_classes - 1}")
+    lookup = torch.full((num_classes,), -1, dtype=torch.int64)
+    lookup[torch.tensor(classes)] = torch.arange(len(classes))
+    new_labels = lookup[labels]
+    keep = new_labels >= 0
+    return images[keep], new_labels[keep]
+
+
+class ClassificationTask(Task):
+    """Each step shows one example drawn uniformly (with replacement) from the split."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        num_classes: int,
+        mean: float,
+        std: float,
+        device: torch.device | str,
+    ) -> None:
+        super().__init__(device)
+        if images.dim() != 4:
+            raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+        if labels.shape != images.shape[:1]:
+            raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        if images.shape[0] == 0:
+            raise ValueError("the dataset is empty")
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device, torch.int64)
+        self.standardise = Standardiser(mean, std, images.dtype)
+        self.input_shape = tuple(images.shape[1:])
+        self.num_classes = int(num_classes)
+        self._keys: torch.Tensor | None = None
+
+    def reset(self, keys: torch.Tensor) -> None:
+        self._keys = keys
+
+    def sample(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = rng.randint(rng.fold(self._keys, "index", t), self.images.shape[0])
+        return self.standardise(self.images[index]), self.labels[index]

@@ -1,0 +1,73 @@
+"""Tasks generated on the fly: Sum Sign (a simple rule) and Random (pure memorisation)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from vsml_gym import rng
+from vsml_gym.tasks.base import Task
+
+_IMAGE_SHAPE = (1, 28, 28)
+
+
+class SumSignTask(Task):
+    """x = mu + z with mu ~ U(-1, 1) per example and z ~ N(0, 1) truncated at +-2 per pixel;
+    the label is 1 if sum(x) >= 0 else 0."""
+
+    num_classes = 2
+    truncation = 2.0
+
+    def __init__(self, device: torch.device | str, input_shape: tuple[int, ...] = _IMAGE_SHAPE) -> None:
+        super().__init__(device)
+        self.input_shape = tuple(input_shape)
+        cdf = 0.5 * (1.0 + math.erf(self.truncation / math.sqrt(2.0)))
+        self._low, self._width = 1.0 - cdf, 2.0 * cdf - 1.0  # uniform range of the truncated CDF
+        self._keys: torch.Tensor | None = None
+
+    def reset(self, keys: torch.Tensor) -> None:
+        self._keys = keys
+
+    def sample(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = rng.fold(self._keys, "example", t)
+        mu = rng.uniform(rng.fold(keys, "mu")) * 2.0 - 1.0
+        u = self._low + self._width * rng.uniform(rng.fold(keys, "noise"), self.input_shape)
+        z = math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)  # inverse normal CDF: exact truncation
+        x = mu.view(-1, *([1] * len(self.input_shape))) + z
+        y = (x.flatten(1).sum(1) >= 0).to(torch.int64)
+        return x, y
+
+
+class RandomTask(Task):
+    """`num_pairs` N(0, 1) inputs with uniformly random labels, drawn once per episode and
+    shown in a fresh random order every `num_pairs` steps: nothing to generalise, only to
+    memorise."""
+
+    def __init__(
+        self,
+        device: torch.device | str,
+        num_pairs: int = 20,
+        num_classes: int = 10,
+        input_shape: tuple[int, ...] = _IMAGE_SHAPE,
+    ) -> None:
+        super().__init__(device)
+        if num_pairs < 1 or num_classes < 2:
+            raise ValueError(f"need num_pairs >= 1 and num_classes >= 2, got {num_pairs}, {num_classes}")
+        self.num_pairs, self.num_classes = int(num_pairs), int(num_classes)
+        self.input_shape = tuple(input_shape)
+        self._keys: torch.Tensor | None = None
+        self._inputs: torch.Tensor | None = None
+        self._labels: torch.Tensor | None = None
+
+    def reset(self, keys: torch.Tensor) -> None:
+        self._keys = keys
+        self._inputs = rng.normal(rng.fold(keys, "inputs"), (self.num_pairs, *self.input_shape))
+        self._labels = rng.randint(rng.fold(keys, "labels"), self.num_classes, (self.num_pairs,))
+
+    def sample(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, position = divmod(t, self.num_pairs)
+        order = rng.permutation(rng.fold(self._keys, "order", epoch), self.num_pairs)
+        pair = order[:, position]
+        rows = torch.arange(pair.shape[0], device=self.device)
+        return self._inputs[rows, pair], self._labels[rows, pair]
