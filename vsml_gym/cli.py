@@ -1,0 +1,49 @@
+"""`vsml-gym`: one command line for the whole toolkit.
+
+Subcommands come from providers: the suite's own (`vsml_gym.commands`) and any package that
+declares an entry point in the group ``vsml_gym.commands`` (the learners add `train`, the
+benchmarks add `benchmark`, ...). A provider is a function `add(subparsers)` that adds
+sub-parsers and sets `run=callable(args) -> int` on each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import entry_points
+from typing import Callable, Sequence
+
+from vsml_gym import __version__
+from vsml_gym.commands import data, envs
+
+Provider = Callable[[argparse._SubParsersAction], None]
+
+
+def _providers() -> list[Provider]:
+    builtin: list[Provider] = [data.add_commands, envs.add_commands]
+    return builtin + [ep.load() for ep in entry_points(group="vsml_gym.commands")]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vsml-gym",
+        description="Meta-learning learning algorithms on online supervised tasks (VSML and baselines).",
+    )
+    parser.add_argument("--version", action="version", version=f"vsml-gym {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_commands in _providers():
+        add_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        print(f"vsml-gym {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

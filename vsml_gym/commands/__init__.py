@@ -1,0 +1,1 @@
+"""Subcommands of the `vsml-gym` command line that belong to the environment suite."""

@@ -1,0 +1,77 @@
+"""`vsml-gym envs`: list every registered environment, and check each one on real data."""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import gymnasium as gym
+import torch
+from gymnasium.utils.env_checker import check_env
+from tqdm import tqdm
+
+from vsml_gym.commands.table import format_table
+from vsml_gym.data import DatasetNotFoundError
+from vsml_gym.registration import registered_env_ids
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    envs = subparsers.add_parser(
+        "envs", help="list (and check) the registered environments",
+        description="List every registered environment id with its shapes. With --check, build each one on the "
+                    "chosen split, run Gymnasium's env checker on the single env and time one episode of the "
+                    "native vector env.")
+    envs.add_argument("--check", action="store_true", help="run the env checker and a vector-env episode per id")
+    envs.add_argument("--split", default="test", choices=["train", "test"], help="data split (default: test)")
+    envs.add_argument("--data-root", help="dataset folder (default: $VSML_GYM_DATA, else the user cache)")
+    envs.add_argument("--num-envs", type=int, default=256, help="sub-envs of the vector episode (default: 256)")
+    envs.add_argument("--episode-length", type=int, default=500, help="steps of the vector episode (default: 500)")
+    envs.add_argument("--device", default="cpu", help="device of the vector env (default: cpu)")
+    envs.set_defaults(run=run_envs)
+
+
+def run_envs(args: argparse.Namespace) -> int:
+    rows, failures = [], 0
+    for env_id in tqdm(registered_env_ids(), desc="environments", disable=not args.check, leave=False):
+        options = {"split": args.split, "data_root": args.data_root}
+        try:
+            env = gym.make(env_id, **options)
+        except DatasetNotFoundError as missing:
+            rows.append((env_id, "-", "-", "-", "data missing: " + str(missing).splitlines()[0], "-"))
+            continue
+        task = env.unwrapped.task
+        row = [env_id, "x".join(map(str, task.input_shape)), task.num_classes, env.unwrapped.episode_length]
+        if args.check:
+            status, rate = _check(env, env_id, options, args)
+            failures += status != "ok"
+            row += [status, f"{rate:,.0f}" if rate else "-"]
+        else:
+            row += ["present", "-"]
+        rows.append(row)
+        env.close()
+    header = ("id", "input", "classes", "episode", "check" if args.check else "data",
+              f"env-steps/s (N={args.num_envs}, {args.device})")
+    print(format_table(header, rows))
+    return 1 if failures else 0
+
+
+def _check(env: gym.Env, env_id: str, options: dict, args: argparse.Namespace) -> tuple[str, float]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the checker's advice on unbounded Boxes does not apply to logits
+            check_env(env.unwrapped, skip_render_check=True)
+        episode = {} if env.unwrapped.task.fixed_episode_length else {"episode_length": args.episode_length}
+        venv = gym.make_vec(env_id, num_envs=args.num_envs, device=args.device, nan_check="episode",
+                            **options, **episode)
+        venv.reset(seed=0)
+        logits = torch.zeros(args.num_envs, venv.single_action_space.shape[0], device=args.device)
+        start, steps, truncated = time.perf_counter(), 0, False
+        while not truncated:
+            _, _, _, done, _ = venv.step(logits)
+            truncated, steps = bool(done[0]), steps + 1
+        rate = steps * args.num_envs / (time.perf_counter() - start)
+        venv.close()
+        return "ok", rate
+    except Exception as error:  # report every env, then fail at the end
+        return f"FAILED: {type(error).__name__}: {error}", 0.0
