@@ -21,6 +21,7 @@ def test_mix32_equals_big_int_reference_without_overflow():
     values += torch.randint(0, 2**32, (1000,), generator=torch.Generator().manual_seed(0)).tolist()
     got = rng.mix32(torch.tensor(values, dtype=torch.int64)).tolist()
     assert got == [lowbias32_reference(v) for v in values]
+    assert [rng.mix32(v) for v in values] == got  # the Python-int path used for scalar salts
 
 
 def test_streams_do_not_depend_on_batch_composition():

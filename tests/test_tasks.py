@@ -94,7 +94,7 @@ def test_omniglot_k_shot_support_has_k_distinct_drawings_per_class(data_root):
 
 
 def _constant_task(n_classes=4, shape=(1, 6, 6)):
-    images = torch.rand(40, *shape)
+    images = torch.rand(40, *shape, generator=torch.Generator().manual_seed(0))
     return ClassificationTask(images, torch.arange(40) % n_classes, n_classes, 0.0, 1.0, "cpu")
 
 
@@ -163,3 +163,15 @@ def test_pixel_shuffle_resize_and_pad_input():
     assert torch.equal(x[:, :1, 2:8, 2:8], x_raw) and float(x[:, 1].abs().sum()) == 0.0
     with pytest.raises(ValueError, match="smaller"):
         PadInput(base, (1, 4, 4))
+
+
+@pytest.mark.parametrize("make", [lambda: _constant_task(), lambda: RandomTask("cpu"), lambda: SumSignTask("cpu")])
+def test_examples_do_not_depend_on_the_order_steps_are_read(make):
+    steps = [0, 1, 255, 256, 257, 330, 700]
+    forward, backward = make(), make()
+    forward.reset(episode_keys(5))
+    backward.reset(episode_keys(5))
+    ahead = {t: forward.sample(t) for t in steps}
+    for t in reversed(steps):
+        x, y = backward.sample(t)
+        assert torch.equal(x, ahead[t][0]) and torch.equal(y, ahead[t][1])

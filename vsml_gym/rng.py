@@ -13,9 +13,10 @@ so results are exact on every device.
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -24,14 +25,17 @@ _GOLDEN = 0x9E3779B9
 _MAX_CHUNK_ELEMENTS = 1 << 24
 
 
-def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
+def _mul32(x: torch.Tensor | int, constant: int) -> torch.Tensor | int:
     """(x * constant) mod 2**32 without int64 overflow (x < 2**32, constant < 2**32)."""
+    if isinstance(x, int):
+        return (x * constant) & _MASK32
     high, low = constant >> 16, constant & 0xFFFF
     return (x * low + (((x * high) & 0xFFFF) << 16)) & _MASK32
 
 
-def mix32(x: torch.Tensor) -> torch.Tensor:
-    """A bijective avalanche hash on 32-bit values (the 'lowbias32' integer hash)."""
+def mix32(x: torch.Tensor | int) -> torch.Tensor | int:
+    """A bijective avalanche hash on 32-bit values (the 'lowbias32' integer hash), on int64
+    tensors or Python ints (scalar salts then cost no tensor ops)."""
     x = x & _MASK32
     x = x ^ (x >> 16)
     x = _mul32(x, 0x7FEB352D)
@@ -40,18 +44,19 @@ def mix32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
-def _as_key_tensor(value: int | str | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def _salt(value: int | str | torch.Tensor) -> int | torch.Tensor:
     if isinstance(value, str):  # named sub-streams read better than magic numbers
         value = zlib.crc32(value.encode())
     if isinstance(value, torch.Tensor):
-        return value.to(device=like.device, dtype=torch.int64) & _MASK32
-    return torch.tensor(int(value) & _MASK32, dtype=torch.int64, device=like.device)
+        return mix32(value.to(torch.int64) + _GOLDEN)
+    return mix32(int(value) + _GOLDEN)
 
 
 def fold(keys: torch.Tensor, *values: int | str | torch.Tensor) -> torch.Tensor:
-    """Derive child keys: fold(keys, "index", t) names an independent sub-stream of each key."""
+    """Derive child keys: fold(keys, "index", t) names an independent sub-stream of each key.
+    Tensor values broadcast against keys (one child key per pair)."""
     for value in values:
-        keys = mix32(keys ^ mix32(_as_key_tensor(value, keys) + _GOLDEN))
+        keys = mix32(keys ^ _salt(value))
     return keys
 
 
@@ -64,12 +69,17 @@ def seed_keys(seeds: Sequence[int], device: torch.device | str = "cpu") -> torch
     return fold(fold(torch.zeros_like(low), low), high)
 
 
+@functools.lru_cache(maxsize=32)
+def _salted_counters(count: int, device: torch.device) -> torch.Tensor:
+    return mix32(torch.arange(count, dtype=torch.int64, device=device) + _GOLDEN)
+
+
 def bits(keys: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """32-bit random integers of shape keys.shape + shape, one per (key, element index)."""
     shape = tuple(shape)
     count = math.prod(shape)
     flat_keys = keys.reshape(-1, 1)
-    salted = mix32(torch.arange(count, dtype=torch.int64, device=keys.device) + _GOLDEN)
+    salted = _salted_counters(count, keys.device)
     rows_per_chunk = max(1, _MAX_CHUNK_ELEMENTS // max(count, 1))
     chunks = [mix32(chunk ^ salted) for chunk in flat_keys.split(rows_per_chunk)]
     out = torch.cat(chunks) if chunks else flat_keys.new_empty((0, count))
@@ -98,3 +108,19 @@ def normal(keys: torch.Tensor, shape: Sequence[int] = ()) -> torch.Tensor:
 def permutation(keys: torch.Tensor, n: int) -> torch.Tensor:
     """A uniformly random permutation of range(n) per key: shape keys.shape + (n,)."""
     return torch.argsort(bits(keys, (n,)), dim=-1)
+
+
+class BlockwiseDraws:
+    """Per-step draws made a block of steps at a time: `draw(block)` returns the (N, block_size)
+    values of steps block*block_size ... (block+1)*block_size-1. One hashing pass per block
+    instead of one per step, and the same values whatever order the steps are read in."""
+
+    def __init__(self, draw: Callable[[int], torch.Tensor], block_size: int) -> None:
+        self._draw, self.block_size = draw, block_size
+        self._block, self._table = -1, None
+
+    def at(self, t: int) -> torch.Tensor:
+        block, offset = divmod(t, self.block_size)
+        if block != self._block:
+            self._table, self._block = self._draw(block), block
+        return self._table[:, offset]

@@ -9,6 +9,8 @@ import torch
 from vsml_gym import rng
 from vsml_gym.tasks.base import Task
 
+_BLOCK = 256  # steps whose example indices are drawn together
+
 
 class Standardiser:
     """Maps stored pixels to standardised floats, ((p / 255 if uint8 else p) - mean) / std."""
@@ -65,11 +67,14 @@ class ClassificationTask(Task):
         self.standardise = Standardiser(mean, std, images.dtype)
         self.input_shape = tuple(images.shape[1:])
         self.num_classes = int(num_classes)
-        self._keys: torch.Tensor | None = None
+        self._indices: rng.BlockwiseDraws | None = None
 
     def reset(self, keys: torch.Tensor) -> None:
-        self._keys = keys
+        size = self.images.shape[0]
+        self._indices = rng.BlockwiseDraws(
+            lambda block: rng.randint(rng.fold(keys, "index", block), size, (_BLOCK,)), _BLOCK
+        )
 
     def sample(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        index = rng.randint(rng.fold(self._keys, "index", t), self.images.shape[0])
+        index = self._indices.at(t)
         return self.standardise(self.images[index]), self.labels[index]

@@ -10,6 +10,7 @@ from vsml_gym import rng
 from vsml_gym.tasks.base import Task
 
 _IMAGE_SHAPE = (1, 28, 28)
+_EPOCHS_PER_BLOCK = 16  # Random task: epochs whose presentation orders are drawn together
 
 
 class SumSignTask(Task):
@@ -30,11 +31,11 @@ class SumSignTask(Task):
         self._keys = keys
 
     def sample(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        keys = rng.fold(self._keys, "example", t)
-        mu = rng.uniform(rng.fold(keys, "mu")) * 2.0 - 1.0
-        u = self._low + self._width * rng.uniform(rng.fold(keys, "noise"), self.input_shape)
-        z = math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)  # inverse normal CDF: exact truncation
-        x = mu.view(-1, *([1] * len(self.input_shape))) + z
+        size = math.prod(self.input_shape)
+        u = rng.uniform(rng.fold(self._keys, "example", t), (size + 1,))  # the mean, then the noise
+        mu = u[:, :1] * 2.0 - 1.0
+        z = math.sqrt(2.0) * torch.erfinv(2.0 * (self._low + self._width * u[:, 1:]) - 1.0)  # exact truncation
+        x = (mu + z).view(-1, *self.input_shape)
         y = (x.flatten(1).sum(1) >= 0).to(torch.int64)
         return x, y
 
@@ -56,18 +57,22 @@ class RandomTask(Task):
             raise ValueError(f"need num_pairs >= 1 and num_classes >= 2, got {num_pairs}, {num_classes}")
         self.num_pairs, self.num_classes = int(num_pairs), int(num_classes)
         self.input_shape = tuple(input_shape)
-        self._keys: torch.Tensor | None = None
         self._inputs: torch.Tensor | None = None
         self._labels: torch.Tensor | None = None
+        self._order: rng.BlockwiseDraws | None = None
 
     def reset(self, keys: torch.Tensor) -> None:
-        self._keys = keys
+        pairs, epochs = self.num_pairs, _EPOCHS_PER_BLOCK
+
+        def orders(block: int) -> torch.Tensor:  # a fresh permutation of the pairs every epoch
+            epoch = torch.arange(block * epochs, (block + 1) * epochs, device=self.device)
+            return rng.permutation(rng.fold(keys[:, None], "order", epoch), pairs).flatten(1)
+
+        self._order = rng.BlockwiseDraws(orders, epochs * pairs)
         self._inputs = rng.normal(rng.fold(keys, "inputs"), (self.num_pairs, *self.input_shape))
         self._labels = rng.randint(rng.fold(keys, "labels"), self.num_classes, (self.num_pairs,))
 
     def sample(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, position = divmod(t, self.num_pairs)
-        order = rng.permutation(rng.fold(self._keys, "order", epoch), self.num_pairs)
-        pair = order[:, position]
+        pair = self._order.at(t)
         rows = torch.arange(pair.shape[0], device=self.device)
         return self._inputs[rows, pair], self._labels[rows, pair]
