@@ -1,0 +1,71 @@
+"""The learner protocol: what an environment loop or a meta-trainer needs from a learning algorithm.
+
+A learner is stateless code; everything that changes lives in tensors with leading axes
+(P, B) = (population members, streams per member):
+
+- meta-parameters: one flat (P, D) tensor (`init_params`), named views via `param_spec`;
+- learner state (fast weights, LSTM states, ...): a dict of (P, B, ...) tensors (`initial_state`);
+- `step(params, state, obs) -> (logits, state)` advances every member on every stream at once.
+
+Observations follow the environment suite: obs["x"] (P, B, *input_shape), obs["error"] and
+obs["label"] (P, B, C) carry the feedback of the previous step.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+
+from agents.params import ParamSpec
+
+State = dict[str, torch.Tensor]
+Observation = dict[str, torch.Tensor]
+
+
+class Learner(ABC):
+    """Base class of all learners. Subclasses set `name`, build `param_spec` in `__init__` and
+    implement `init_named_params`, `initial_state` and `step`."""
+
+    name: ClassVar[str] = ""
+    #: whether the learner has meta-parameters worth meta-training (SGD/Adam have none)
+    meta_learned: ClassVar[bool] = True
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.num_classes = int(num_classes)
+        self.param_spec = ParamSpec.of()
+        self.config: dict[str, Any] = {}  # subclasses record their options here
+
+    @property
+    def num_params(self) -> int:
+        return self.param_spec.size
+
+    def init_params(self, population: int = 1, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Fresh meta-parameters for `population` members, (P, D); member p is the same for
+        any population size (drawn from seed + p)."""
+        members = []
+        for member in range(population):
+            generator = torch.Generator().manual_seed(seed + member)
+            named = self.init_named_params(generator)
+            members.append(self.param_spec.flatten({k: v.unsqueeze(0) for k, v in named.items()}))
+        return torch.cat(members).to(device)
+
+    @abstractmethod
+    def init_named_params(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One member's meta-parameters by name (CPU tensors, shapes as in `param_spec`)."""
+
+    @abstractmethod
+    def initial_state(self, params: torch.Tensor, batch: int, generator: torch.Generator) -> State:
+        """The state at the start of an episode for each of P members x `batch` streams.
+        `generator` lives on the params' device and drives any random initialisation."""
+
+    @abstractmethod
+    def step(self, params: torch.Tensor, state: State, obs: Observation) -> tuple[torch.Tensor, State]:
+        """Predict logits (P, B, C) for obs["x"] after learning from obs["error"]/obs["label"]."""
+
+    def describe(self) -> dict[str, Any]:
+        """Name, sizes and configuration, for logs and result files."""
+        return {"learner": self.name, "num_params": self.num_params, "input_shape": list(self.input_shape),
+                "num_classes": self.num_classes, **self.config}

@@ -1,0 +1,65 @@
+"""Learners by name: the built-in ones and third-party plug-ins.
+
+Plug-ins register with `register_learner(name, factory)` or declare a Python entry point in the
+group ``vsml_gym.learners`` (``name = "package.module:FactoryOrClass"``); either way the learner is
+then available everywhere a learner name is accepted (rollouts, benchmarks, meta-training).
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+from agents.learner import Learner
+
+LearnerFactory = Callable[..., Learner]  # (input_shape, num_classes, **config) -> Learner
+
+_BUILTIN = {
+    "vsml": "agents.vsml.learner:VSML",
+    "meta_rnn": "agents.meta_rnn:MetaRNN",
+    "hebbian": "agents.hebbian:Hebbian",
+    "fw_memory": "agents.fw_memory:FWMemory",
+    "sgd": "agents.gradient:SGDLearner",
+    "adam": "agents.gradient:AdamLearner",
+}
+_REGISTERED: dict[str, LearnerFactory] = {}
+
+
+def register_learner(name: str, factory: LearnerFactory, overwrite: bool = False) -> None:
+    """Make `factory(input_shape, num_classes, **config)` available as learner `name`."""
+    if not overwrite and (name in _REGISTERED or name in _BUILTIN):
+        raise ValueError(f"a learner named {name!r} is already registered")
+    _REGISTERED[name] = factory
+
+
+def _plugins() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group="vsml_gym.learners")}
+
+
+def learner_names() -> list[str]:
+    return sorted({*_BUILTIN, *_REGISTERED, *_plugins()})
+
+
+def _load(path: str) -> LearnerFactory:
+    module, _, attribute = path.partition(":")
+    return getattr(import_module(module), attribute)
+
+
+def get_learner_factory(name: str) -> LearnerFactory:
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    if name in _BUILTIN:
+        return _load(_BUILTIN[name])
+    plugins = _plugins()
+    if name in plugins:
+        return plugins[name].load()
+    close = difflib.get_close_matches(name, learner_names(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"unknown learner {name!r}{hint}; available: {learner_names()}")
+
+
+def make_learner(name: str, input_shape: tuple[int, ...], num_classes: int, **config: Any) -> Learner:
+    """Build learner `name` for inputs of `input_shape` and `num_classes` logits."""
+    return get_learner_factory(name)(input_shape, num_classes, **config)

@@ -1,0 +1,66 @@
+"""Run any learner over one episode of a native vector env, for a whole population at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from agents.learner import Learner, Observation
+
+
+@dataclass
+class RolloutResult:
+    """Per-step records of one episode: loss and correct are (T, P, B), scored is (T,)."""
+
+    loss: torch.Tensor
+    correct: torch.Tensor
+    scored: torch.Tensor
+
+    def mean_loss(self) -> torch.Tensor:
+        """(P,) mean cross-entropy over scored steps and streams: the ES fitness (lower is better)."""
+        return self.loss[self.scored].mean(dim=(0, 2))
+
+    def accuracy(self) -> torch.Tensor:
+        """(P,) accuracy over scored steps and streams."""
+        return self.correct[self.scored].float().mean(dim=(0, 2))
+
+    def accuracy_curve(self) -> torch.Tensor:
+        """(T, P) accuracy at every step, averaged over streams."""
+        return self.correct.float().mean(dim=2)
+
+
+def members_view(tensor: torch.Tensor, population: int) -> torch.Tensor:
+    """Env batch (B * P, ...) -> learner batch (P, B, ...). Sub-env b * P + p belongs to member p,
+    so consecutive sub-envs are consecutive members: `envs_per_stream=2` gives antithetic member
+    pairs one shared data stream."""
+    return tensor.view(-1, population, *tensor.shape[1:]).transpose(0, 1)
+
+
+def env_view(tensor: torch.Tensor) -> torch.Tensor:
+    """Learner batch (P, B, ...) -> env batch (B * P, ...)."""
+    return tensor.transpose(0, 1).reshape(-1, *tensor.shape[2:])
+
+
+def rollout(learner: Learner, params: torch.Tensor, env, seed: int | None = None,
+            state_seed: int = 0) -> RolloutResult:
+    """One episode of `env` (an `OnlineVectorEnv` with P * B sub-envs) for the P members of
+    `params`. `seed` seeds the data streams (None: continue them), `state_seed` the learners'
+    random initial states. Records stay on the device; nothing syncs until the caller reads them.
+    Gradients flow through the episode unless the caller disables them (`torch.no_grad()`)."""
+    population = params.shape[0]
+    if env.num_envs % population:
+        raise ValueError(f"the env has {env.num_envs} sub-envs, not a multiple of the population {population}")
+    batch = env.num_envs // population
+    generator = torch.Generator(device=params.device).manual_seed(state_seed)
+    state = learner.initial_state(params, batch, generator)
+    obs, _ = env.reset(seed=seed)
+    losses, corrects, scored = [], [], []
+    for _ in range(env.episode_length):
+        member_obs: Observation = {key: members_view(value, population) for key, value in obs.items()}
+        logits, state = learner.step(params, state, member_obs)
+        obs, _, _, truncated, info = env.step(env_view(logits))
+        losses.append(members_view(info["loss"], population))
+        corrects.append(members_view(info["correct"], population))
+        scored.append(info["scored"][0])
+    return RolloutResult(torch.stack(losses), torch.stack(corrects), torch.stack(scored))

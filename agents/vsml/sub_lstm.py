@@ -1,0 +1,95 @@
+"""The VSML sub-LSTM: one tiny LSTM per weight, all sharing one set of meta-parameters.
+
+The sub-LSTM at connection (a, b) reads [forward message of input a, backward message of
+output b, (coordinates), h_ab] through ONE linear map to the 4N gates. The input part of that
+map depends only on a or only on b, so it is computed once per unit and broadcast; only the
+recurrent part h_ab @ W_h is computed per connection. Read-outs are linear, so the mean of the
+read-outs over connections is the read-out of the mean state (unless layer norm intervenes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+NUM_COORDINATES = 4  # position a, position b, layer index, time step
+FORGET_BIAS, INPUT_BIAS = 5.0, -5.0  # gates start remembering and not writing: states act as weights
+
+
+@dataclass(frozen=True)
+class SubLSTMShape:
+    state_size: int = 16  # N
+    message_size: int = 8  # M
+    coordinates: bool = False
+    layer_norm: bool = False
+
+    @property
+    def input_size(self) -> int:
+        return 2 * self.message_size + (NUM_COORDINATES if self.coordinates else 0)
+
+    def param_shapes(self, prefix: str = "") -> dict[str, tuple[int, ...]]:
+        n, m = self.state_size, self.message_size
+        shapes = {
+            f"{prefix}lstm_w": (self.input_size + n, 4 * n),
+            f"{prefix}lstm_b": (4 * n,),
+            f"{prefix}fwd_w": (n, m),
+            f"{prefix}fwd_b": (m,),
+            f"{prefix}bwd_w": (n, m),
+            f"{prefix}bwd_b": (m,),
+        }
+        if self.layer_norm:
+            shapes.update({f"{prefix}fwd_ln_scale": (m,), f"{prefix}fwd_ln_offset": (m,),
+                           f"{prefix}bwd_ln_scale": (m,), f"{prefix}bwd_ln_offset": (m,)})
+        return shapes
+
+
+class SubLSTMParams:
+    """Named views of one sub-LSTM's meta-parameters for a population, split for factored use."""
+
+    def __init__(self, shape: SubLSTMShape, named: dict[str, torch.Tensor], prefix: str = "") -> None:
+        m = shape.message_size
+        w = named[f"{prefix}lstm_w"]  # (P, In + N, 4N)
+        self.shape = shape
+        self.w_fwd = w[:, :m]  # (P, M, 4N): rows read by the forward message
+        self.w_bwd = w[:, m : 2 * m]  # (P, M, 4N): rows read by the backward message
+        self.w_coord = w[:, 2 * m : shape.input_size]  # (P, 4, 4N) or empty
+        self.w_h = w[:, shape.input_size :]  # (P, N, 4N)
+        self.bias = named[f"{prefix}lstm_b"]  # (P, 4N)
+        self.fwd_w, self.fwd_b = named[f"{prefix}fwd_w"], named[f"{prefix}fwd_b"]
+        self.bwd_w, self.bwd_b = named[f"{prefix}bwd_w"], named[f"{prefix}bwd_b"]
+        self.ln = None
+        if shape.layer_norm:
+            self.ln = {d: (named[f"{prefix}{d}_ln_scale"], named[f"{prefix}{d}_ln_offset"]) for d in ("fwd", "bwd")}
+
+
+def lstm_update(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """New (h, c) from pre-activation gates (..., 4N) split as (i, g, f, o)."""
+    i, g, f, o = gates.chunk(4, dim=-1)
+    c = torch.sigmoid(f + FORGET_BIAS) * c + torch.sigmoid(i + INPUT_BIAS) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def member_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x (P, ..., K) @ w (P, K, J) -> (P, ..., J): every population member its own matrix."""
+    shape = x.shape
+    return torch.bmm(x.reshape(shape[0], -1, shape[-1]), w).view(*shape[:-1], w.shape[-1])
+
+
+def per_member(v: torch.Tensor, ndim: int) -> torch.Tensor:
+    """(P, K) -> (P, 1, ..., 1, K) with `ndim` dims, to broadcast a member's vector."""
+    return v.view(v.shape[0], *([1] * (ndim - 2)), v.shape[-1])
+
+
+def read_out(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, ln: tuple[torch.Tensor, torch.Tensor] | None,
+             reduce_dim: int) -> torch.Tensor:
+    """Message = mean over `reduce_dim` of the read-outs (linear, optionally layer-normed) of h.
+    Without layer norm the mean is taken first: mean and linear map commute."""
+    if ln is None:
+        out = member_matmul(h.mean(reduce_dim), w)
+        return out + per_member(b, out.dim())
+    messages = member_matmul(h, w) + per_member(b, h.dim())
+    scale, offset = ln
+    messages = F.layer_norm(messages, messages.shape[-1:]) * per_member(scale, h.dim()) + per_member(offset, h.dim())
+    return messages.mean(reduce_dim)
