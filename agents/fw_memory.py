@@ -58,7 +58,7 @@ class FWMemory(Learner):
     def initial_state(self, params: torch.Tensor, batch: int, generator: torch.Generator) -> State:
         population, m = params.shape[0], self.memory_size
         zeros = params.new_zeros(population, batch, self.hidden_size)
-        return {"h": zeros, "c": zeros, "memory": params.new_zeros(population, batch, m, m * m)}
+        return {"h": zeros, "c": zeros.clone(), "memory": params.new_zeros(population, batch, m, m * m)}
 
     def step(self, params: torch.Tensor, state: State, obs: Observation) -> tuple[torch.Tensor, State]:
         p = self.param_spec.unflatten(params)

@@ -48,10 +48,6 @@ class GradientLearner(Learner):
         self.config = {"num_layers": num_layers, "hidden_size": hidden_size, "lr": self.lr,
                        "tanh_bound": tanh_bound, "use_conv": use_conv}
 
-    def init_params(self, population: int = 1, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
-        """(P, 0): there is nothing to meta-learn (and `ParamSpec.flatten` needs at least one tensor)."""
-        return torch.zeros(population, 0, device=device)
-
     def init_named_params(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
         return {}
 

@@ -49,7 +49,7 @@ class Learner(ABC):
         for member in range(population):
             generator = torch.Generator().manual_seed(seed + member)
             named = self.init_named_params(generator)
-            members.append(self.param_spec.flatten({k: v.unsqueeze(0) for k, v in named.items()}))
+            members.append(self.param_spec.flatten({k: v.unsqueeze(0) for k, v in named.items()}, population=1))
         return torch.cat(members).to(device)
 
     @abstractmethod

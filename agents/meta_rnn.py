@@ -43,7 +43,7 @@ class MetaRNN(Learner):
 
     def initial_state(self, params: torch.Tensor, batch: int, generator: torch.Generator) -> State:
         zeros = params.new_zeros(params.shape[0], batch, self.hidden_size)
-        return {"h": zeros, "c": zeros}
+        return {"h": zeros, "c": zeros.clone()}
 
     def step(self, params: torch.Tensor, state: State, obs: Observation) -> tuple[torch.Tensor, State]:
         p = self.param_spec.unflatten(params)

@@ -38,12 +38,15 @@ class ParamSpec:
             offset += count
         return views
 
-    def flatten(self, named: dict[str, torch.Tensor]) -> torch.Tensor:
-        """{name: (P, *shape)} -> (P, D)."""
+    def flatten(self, named: dict[str, torch.Tensor], population: int | None = None) -> torch.Tensor:
+        """{name: (P, *shape)} -> (P, D); `population` is needed only when there are no tensors."""
         missing = [name for name, _ in self.shapes if name not in named]
         if missing:
             raise ValueError(f"missing meta-parameters {missing}")
-        population = next(iter(named.values())).shape[0]
+        if population is None:
+            if not named:
+                raise ValueError("cannot infer the population size from no tensors: pass population=")
+            population = next(iter(named.values())).shape[0]
         parts = []
         for name, shape in self.shapes:
             tensor = named[name]

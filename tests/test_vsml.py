@@ -105,7 +105,7 @@ def test_dense_tick_equals_naive_loop(layer_norm, coords):
     gen = torch.Generator().manual_seed(1)
     h, c = torch.randn(2, 4, 5, 3, 16, generator=gen), torch.randn(2, 4, 5, 3, 16, generator=gen)
     fwd, bwd = torch.randn(2, 4, 5, 8, generator=gen), torch.randn(2, 4, 3, 8, generator=gen)
-    out = DenseLayer(5, 3).tick(p, h, c, fwd, bwd, coords)
+    out = DenseLayer(5, 3).run(p, h, c, fwd, bwd, 1, coords)
     for pi in range(2):
         for bi in range(4):
             expected = naive_dense_tick(member(named, pi), h[pi, bi], c[pi, bi], fwd[pi, bi], bwd[pi, bi], coords)
@@ -125,7 +125,7 @@ def test_conv_tick_equals_naive_loop(stride, layer_norm, coords, in_shape):
     c = torch.randn(1, 2, layer.num_in, 3, 16, generator=gen)
     fwd = torch.randn(1, 2, *in_shape, 8, generator=gen)
     bwd = torch.randn(1, 2, *layer.out_shape, 8, generator=gen)
-    out = layer.tick(p, h, c, fwd, bwd, coords)
+    out = layer.run(p, h, c, fwd, bwd, 1, coords)
     for bi in range(2):
         expected = naive_conv_tick(member(named, 0), h[0, bi], c[0, bi], fwd[0, bi], bwd[0, bi], 3, stride, coords)
         for got, want in zip(out, expected):

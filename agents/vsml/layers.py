@@ -53,15 +53,20 @@ class DenseLayer(Layer):
         self.num_out = out_size
         self.in_shape, self.out_shape = (in_size,), (out_size,)
 
-    def tick(self, p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: torch.Tensor, bwd: torch.Tensor,
-             coords: tuple[float, float] | None = None) -> tuple[torch.Tensor, ...]:
-        """One step of all A x O sub-LSTMs; returns (h, c, outgoing forward, outgoing backward)."""
+    def run(self, p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: torch.Tensor, bwd: torch.Tensor,
+            ticks: int = 1, coords: tuple[float, float] | None = None, clip: float | None = None
+            ) -> tuple[torch.Tensor, ...]:
+        """`ticks` steps of all A x O sub-LSTMs on fixed incoming messages; returns
+        (h, c, outgoing forward, outgoing backward) after the last tick."""
+        pop = h.shape[0]
         u = member_matmul(fwd, p.w_fwd)  # (P, B, A, 4N)
         if coords is not None:
             u = u + self._a_term(p).unsqueeze(1)
         v = self._b_term(p, bwd, coords)  # (P, B, O, 4N)
-        gates = member_matmul(h, p.w_h) + u.unsqueeze(3) + v.unsqueeze(2)
-        h, c = lstm_update(gates, c)
+        inputs = (u.unsqueeze(3) + v.unsqueeze(2)).view(pop, -1, u.shape[-1])  # the same for every tick
+        for _ in range(ticks):
+            gates = torch.baddbmm(inputs, h.view(pop, -1, h.shape[-1]), p.w_h).view(*h.shape[:-1], -1)
+            h, c = _clipped(*lstm_update(gates, c), clip)
         ln = p.ln or {}
         return h, c, read_out(h, p.fwd_w, p.fwd_b, ln.get("fwd"), 2), read_out(h, p.bwd_w, p.bwd_b, ln.get("bwd"), 3)
 
@@ -83,8 +88,9 @@ class ConvLayer(Layer):
         self.fan_in = self.num_in = ci * kernel * kernel
         self.num_out = channels
 
-    def tick(self, p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: torch.Tensor, bwd: torch.Tensor,
-             coords: tuple[float, float] | None = None) -> tuple[torch.Tensor, ...]:
+    def run(self, p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: torch.Tensor, bwd: torch.Tensor,
+            ticks: int = 1, coords: tuple[float, float] | None = None, clip: float | None = None
+            ) -> tuple[torch.Tensor, ...]:
         pop, batch = h.shape[:2]
         ci, height, width = self.in_shape
         k, m, n4 = self.kernel, fwd.shape[-1], p.w_h.shape[-1]
@@ -97,8 +103,11 @@ class ConvLayer(Layer):
         if coords is not None:
             u = u + self._a_term(p).view(pop, 1, 1, self.num_in, n4)
         v = self._b_term(p, bwd.flatten(3, 4).permute(0, 1, 3, 2, 4), coords)  # (P, B, L, Co, 4N)
-        gates = member_matmul(h, p.w_h).unsqueeze(2) + u.unsqueeze(4) + v.unsqueeze(3)  # (P, B, L, A, Co, 4N)
-        h_pos, c_pos = lstm_update(gates, c.unsqueeze(2))
+        inputs = u.unsqueeze(4) + v.unsqueeze(3)  # (P, B, L, A, Co, 4N), the same for every tick
+        for _ in range(ticks):
+            gates = inputs + member_matmul(h, p.w_h).unsqueeze(2)
+            h_pos, c_pos = lstm_update(gates, c.unsqueeze(2))
+            h, c = _clipped(h_pos.mean(2), c_pos.mean(2), clip)
         ln = p.ln or {}
         fwd_out = read_out(h_pos, p.fwd_w, p.fwd_b, ln.get("fwd"), 3)  # (P, B, L, Co, M)
         fwd_out = fwd_out.permute(0, 1, 3, 2, 4).reshape(pop, batch, *self.out_shape, m)
@@ -107,4 +116,10 @@ class ConvLayer(Layer):
         bwd_out = F.fold(bwd_pos.reshape(pop * batch, ci * m * k * k, positions), (height, width), k,
                          padding=self.padding, stride=self.stride) / (k * k)
         bwd_out = bwd_out.view(pop, batch, ci, m, height, width).permute(0, 1, 2, 4, 5, 3)
-        return h_pos.mean(2), c_pos.mean(2), fwd_out, bwd_out
+        return h, c, fwd_out, bwd_out
+
+
+def _clipped(h: torch.Tensor, c: torch.Tensor, clip: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    if clip is None:
+        return h, c
+    return h.clamp(-clip, clip), c.clamp(-clip, clip)

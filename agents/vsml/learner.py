@@ -210,12 +210,8 @@ class VSML(Learner):
                 fwd = fwd.flatten(2, -2)
             bwd = feedback if i == last else state[f"bwd_in{i}"]
             coords = (i / max(last, 1), t / self.time_scale) if self.coordinates else None
-            h, c = state[f"h{i}"], state[f"c{i}"]
-            for _ in range(self.num_micro_ticks):
-                h, c, fwd_out, bwd_out = layer.tick(p, h, c, fwd, bwd, coords)
-                if self.state_clip is not None:
-                    h, c = h.clamp(-self.state_clip, self.state_clip), c.clamp(-self.state_clip, self.state_clip)
-            state[f"h{i}"], state[f"c{i}"] = h, c
+            state[f"h{i}"], state[f"c{i}"], fwd_out, bwd_out = layer.run(
+                p, state[f"h{i}"], state[f"c{i}"], fwd, bwd, self.num_micro_ticks, coords, self.state_clip)
             if i > 0:
                 previous = self.layers[i - 1]
                 state[f"bwd_in{i - 1}"] = bwd_out.reshape(*bwd_out.shape[:2], *previous.out_shape, -1)

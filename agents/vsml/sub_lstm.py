@@ -1,10 +1,13 @@
 """The VSML sub-LSTM: one tiny LSTM per weight, all sharing one set of meta-parameters.
 
 The sub-LSTM at connection (a, b) reads [forward message of input a, backward message of
-output b, (coordinates), h_ab] through ONE linear map to the 4N gates. The input part of that
-map depends only on a or only on b, so it is computed once per unit and broadcast; only the
-recurrent part h_ab @ W_h is computed per connection. Read-outs are linear, so the mean of the
-read-outs over connections is the read-out of the mean state (unless layer norm intervenes).
+output b, (coordinates), h_ab] through ONE linear map to the 4N gates, split (i, g, f, o) in the
+meta-parameters. The input part of that map depends only on a or only on b, so it is computed
+once per unit and broadcast (and once per layer pass: it is the same for every micro tick); only
+the recurrent part h_ab @ W_h is computed per connection. Internally the gate columns are
+reordered to (i, f, o, g) with the +-5 gate shifts folded into the bias, so one sigmoid covers
+three gates. Read-outs are linear, so the mean of the read-outs over connections is the read-out
+of the mean state (unless layer norm intervenes).
 """
 
 from __future__ import annotations
@@ -49,14 +52,16 @@ class SubLSTMParams:
     """Named views of one sub-LSTM's meta-parameters for a population, split for factored use."""
 
     def __init__(self, shape: SubLSTMShape, named: dict[str, torch.Tensor], prefix: str = "") -> None:
-        m = shape.message_size
-        w = named[f"{prefix}lstm_w"]  # (P, In + N, 4N)
+        m, n = shape.message_size, shape.state_size
+        order = torch.cat([torch.arange(0, n), torch.arange(2 * n, 4 * n), torch.arange(n, 2 * n)])  # (i, f, o, g)
+        w = named[f"{prefix}lstm_w"][..., order]  # (P, In + N, 4N)
+        shift = torch.cat([torch.full((n,), INPUT_BIAS), torch.full((n,), FORGET_BIAS), torch.zeros(2 * n)])
         self.shape = shape
         self.w_fwd = w[:, :m]  # (P, M, 4N): rows read by the forward message
         self.w_bwd = w[:, m : 2 * m]  # (P, M, 4N): rows read by the backward message
         self.w_coord = w[:, 2 * m : shape.input_size]  # (P, 4, 4N) or empty
         self.w_h = w[:, shape.input_size :]  # (P, N, 4N)
-        self.bias = named[f"{prefix}lstm_b"]  # (P, 4N)
+        self.bias = named[f"{prefix}lstm_b"][..., order] + shift.to(w.device)  # (P, 4N)
         self.fwd_w, self.fwd_b = named[f"{prefix}fwd_w"], named[f"{prefix}fwd_b"]
         self.bwd_w, self.bwd_b = named[f"{prefix}bwd_w"], named[f"{prefix}bwd_b"]
         self.ln = None
@@ -65,10 +70,14 @@ class SubLSTMParams:
 
 
 def lstm_update(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """New (h, c) from pre-activation gates (..., 4N) split as (i, g, f, o)."""
-    i, g, f, o = gates.chunk(4, dim=-1)
-    c = torch.sigmoid(f + FORGET_BIAS) * c + torch.sigmoid(i + INPUT_BIAS) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
+    """New (h, c) from pre-activation gates (..., 4N) in the internal order (i, f, o, g), shifts
+    included. `gates` is consumed (activated in place)."""
+    n = gates.shape[-1] // 4
+    gates[..., : 3 * n].sigmoid_()
+    gates[..., 3 * n :].tanh_()
+    i, f, o, g = gates.split(n, dim=-1)
+    c = torch.addcmul(f * c, i, g)
+    return o * torch.tanh(c), c
 
 
 def member_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,132 @@
+"""Examples per second of VSML on the MNIST workload, against the straightforward formulation.
+
+    python benchmarks/perf_vsml.py --populations 1 8 32 --steps 100            # CPU
+    python benchmarks/perf_vsml.py --device cuda --populations 256 1024 2048 --steps 500
+
+Workload: one dense VSML layer 784 x 10 (N=16, M=8, 2 micro ticks), fresh states, one episode
+of T online steps on MNIST test images (random inputs if the data is absent), the error of each
+prediction fed back at the next step. Every (implementation, population) runs in its own
+subprocess, one after the other, so peak memory is measured per run. Prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agents.vsml import VSML  # noqa: E402
+from benchmarks.vsml_baseline import baseline_step  # noqa: E402
+
+INPUTS, CLASSES, N, M, TICKS = 784, 10, 16, 8, 2
+
+
+def flops_per_example(implementation: str) -> int:
+    """Multiply-adds x 2 of the matrix products plus one FLOP per elementwise op, per example."""
+    subs = INPUTS * CLASSES
+    elementwise = subs * (4 * N * 2 + N * 10)  # gate adds + LSTM nonlinearity and products
+    if implementation == "baseline":
+        per_tick = 2 * subs * (2 * M + N) * 4 * N + 2 * 2 * subs * N * M + elementwise
+    else:
+        per_tick = 2 * subs * N * 4 * N + 2 * (INPUTS + CLASSES) * M * 4 * N + 2 * (INPUTS + CLASSES) * N * M + elementwise
+    return TICKS * per_tick
+
+
+def _stream(steps: int, batch: int, device: torch.device, data_root: str | None):
+    try:
+        from vsml_gym.data import load_split
+
+        data = load_split("mnist", "test", data_root)
+        index = torch.randint(0, len(data), (steps, batch), generator=torch.Generator().manual_seed(0))
+        x = (data.images[index].float() / 255 - 0.1307) / 0.3081
+        return x.flatten(2).to(device), data.labels[index].to(device), "mnist"
+    except FileNotFoundError:
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(steps, batch, INPUTS, generator=generator)
+        return x.to(device), torch.randint(0, CLASSES, (steps, batch), generator=generator).to(device), "random"
+
+
+def run_worker(implementation: str, population: int, steps: int, device_name: str, data_root: str | None) -> dict:
+    device = torch.device(device_name)
+    learner = VSML((INPUTS,), CLASSES)
+    params = learner.init_params(population, seed=0).to(device)
+    named = learner.param_spec.unflatten(params)
+    xs, ys, source = _stream(steps, population, device, data_root)
+
+    def episode() -> None:
+        state = learner.initial_state(params, 1, torch.Generator(device=device).manual_seed(0))
+        error = torch.zeros(population, 1, CLASSES, device=device)
+        for t in range(steps):
+            x = xs[t].view(population, 1, INPUTS)
+            if implementation == "baseline":
+                logits = baseline_step(named, state, x, error)
+            else:
+                logits, state = learner.step(params, state, {"x": x, "error": error, "label": torch.zeros_like(error)})
+            error = torch.softmax(logits, -1) - F.one_hot(ys[t].view(population, 1), CLASSES)
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with torch.no_grad():
+        episode()  # warm-up (allocator, kernels)
+        sync()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        episode()
+        sync()
+        seconds = time.perf_counter() - start
+    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"implementation": implementation, "population": population, "steps": steps, "seconds": round(seconds, 4),
+            "examples_per_s": round(population * steps / seconds, 1), "peak_memory_mb": round(peak / 2**20, 1),
+            "peak_memory_kind": "cuda allocated" if device.type == "cuda" else "process max RSS",
+            "flops_per_example": flops_per_example(implementation), "data": source}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--populations", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--steps", type=int, default=100, help="episode length T")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--implementations", nargs="+", default=["baseline", "vsml"], choices=["baseline", "vsml"])
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--worker", nargs=2, metavar=("IMPLEMENTATION", "POPULATION"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        print(json.dumps(run_worker(args.worker[0], int(args.worker[1]), args.steps, args.device, args.data_root)))
+        return
+    runs = []
+    for population in args.populations:
+        pair = {}
+        for implementation in args.implementations:
+            command = [sys.executable, __file__, "--worker", implementation, str(population), "--steps", str(args.steps),
+                       "--device", args.device] + (["--data-root", args.data_root] if args.data_root else [])
+            output = subprocess.run(command, check=True, capture_output=True, text=True, env=os.environ).stdout
+            pair[implementation] = json.loads(output.strip().splitlines()[-1])
+            runs.append(pair[implementation])
+            print(f"{implementation:8s} P={population:5d}: {pair[implementation]['examples_per_s']:10.1f} examples/s",
+                  file=sys.stderr)
+        if len(pair) == 2:
+            runs.append({"population": population, "speedup_vs_baseline":
+                         round(pair["vsml"]["examples_per_s"] / pair["baseline"]["examples_per_s"], 2)})
+    print(json.dumps({
+        "benchmark": "perf_vsml", "device": args.device,
+        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine(),
+        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "workload": "dense 784x10, N=16, M=8, 2 micro ticks",
+        "runs": runs,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The README's custom learner, executed verbatim, runs through the standard tools."""
+
+import re
+from pathlib import Path
+
+import gymnasium as gym
+import torch
+
+import vsml_gym  # noqa: F401  (registers the environments)
+from agents import learner_names, make_learner, rollout
+from agents.registry import _REGISTERED
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_example() -> str:
+    text = README.read_text()
+    match = re.search(r"<!-- example:custom-learner -->\s*```python\n(.*?)```", text, re.S)
+    assert match, "README lacks the custom learner example"
+    return match.group(1)
+
+
+def test_readme_custom_learner_is_about_30_lines_and_learns_mnist(data_root):
+    code = readme_example()
+    assert len([line for line in code.splitlines() if line.strip()]) <= 35
+    _REGISTERED.pop("prototype", None)
+    exec(compile(code, str(README), "exec"), {})
+    assert "prototype" in learner_names()
+
+    envs = gym.make_vec("VSML/MNIST-Online-v0", num_envs=4, split="test", episode_length=600, data_root=str(data_root))
+    learner = make_learner("prototype", (1, 28, 28), 10)
+    params = learner.init_params(population=2, seed=0)
+    assert params.shape == (2, 1)
+    with torch.no_grad():
+        result = rollout(learner, params, envs, seed=0)
+    late = result.correct[300:].float().mean()
+    print(f"prototype learner, MNIST accuracy over steps 300-600: {float(late):.3f}")
+    assert float(late) > 0.5  # chance is 0.1
