@@ -200,16 +200,22 @@ def assert_loaded(name: str, root: Path, generated: dict) -> None:
         assert torch.equal(data.labels, torch.from_numpy(labels).long()), split
 
 
-@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "kmnist"])
-def test_download_mnist_family(server, monkeypatch, tmp_path, name):
-    folder, url = server
-    generated = {"train": random_split(1, 30, 10), "test": random_split(2, 12, 10)}
+def write_idx_mirror(folder: Path, generated: dict) -> list[tuple[str, str]]:
+    """The four gzipped IDX files of an MNIST-style dataset; returns torchvision-style (file, md5) resources."""
     resources = []
     for split, prefix in (("train", "train"), ("test", "t10k")):
         for kind, array in zip(("images-idx3", "labels-idx1"), generated[split]):
             path = folder / f"{prefix}-{kind}-ubyte.gz"
             path.write_bytes(gzip.compress(idx(array)))
             resources.append((path.name, md5(path)))
+    return resources
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "kmnist"])
+def test_download_mnist_family(server, monkeypatch, tmp_path, name):
+    folder, url = server
+    generated = {"train": random_split(1, 30, 10), "test": random_split(2, 12, 10)}
+    resources = write_idx_mirror(folder, generated)
     cls = getattr(tvd, DATASETS[name].torchvision_class)
     monkeypatch.setattr(cls, "resources", resources)
     root = tmp_path / "root"
@@ -221,12 +227,7 @@ def test_download_mnist_family(server, monkeypatch, tmp_path, name):
 def test_load_split_downloads_only_what_is_missing(server, monkeypatch, tmp_path):
     folder, url = server
     generated = {"train": random_split(3, 10, 10), "test": random_split(4, 10, 10)}
-    resources = []
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        for kind, array in zip(("images-idx3", "labels-idx1"), generated[split]):
-            path = folder / f"{prefix}-{kind}-ubyte.gz"
-            path.write_bytes(gzip.compress(idx(array)))
-            resources.append((path.name, md5(path)))
+    resources = write_idx_mirror(folder, generated)
     monkeypatch.setattr(tvd.KMNIST, "resources", resources)
     calls = []
 
