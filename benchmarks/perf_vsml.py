@@ -1,12 +1,17 @@
 """Examples per second of VSML on the MNIST workload, against the straightforward formulation.
 
     python benchmarks/perf_vsml.py --populations 1 8 32 --steps 100            # CPU
-    python benchmarks/perf_vsml.py --device cuda --populations 256 1024 2048 --steps 500
+    python benchmarks/perf_vsml.py --device cuda --populations 256 1024 2048 --steps 500 \
+        --implementations baseline vsml-eager vsml
 
 Workload: one dense VSML layer 784 x 10 (N=16, M=8, 2 micro ticks), fresh states, one episode
 of T online steps on MNIST test images (random inputs if the data is absent), the error of each
 prediction fed back at the next step. Every (implementation, population) runs in its own
-subprocess, one after the other, so peak memory is measured per run. Prints one JSON document.
+subprocess, one after the other, so peak memory is measured per run. Implementations:
+`baseline` (benchmarks/vsml_baseline.py), `vsml` (agents.vsml as shipped: the fused Triton tick
+on CUDA), `vsml-eager` (agents.vsml with the fused kernel switched off). `--rollout` times the
+whole ES evaluation instead: `agents.rollout` over the native vector env (antithetic pairs sharing
+streams), as one reference ES step evaluates 1024 pairs x 500 examples. Prints one JSON document.
 """
 
 from __future__ import annotations
@@ -58,16 +63,18 @@ def _stream(steps: int, batch: int, device: torch.device, data_root: str | None)
 
 
 def run_worker(implementation: str, population: int, steps: int, device_name: str, data_root: str | None) -> dict:
+    if implementation == "rollout":
+        return run_rollout(population, steps, device_name, data_root)
     device = torch.device(device_name)
     learner = VSML((INPUTS,), CLASSES)
     params = learner.init_params(population, seed=0).to(device)
     named = learner.param_spec.unflatten(params)
     xs, ys, source = _stream(steps, population, device, data_root)
 
-    def episode() -> None:
+    def episode(length: int = steps) -> None:
         state = learner.initial_state(params, 1, torch.Generator(device=device).manual_seed(0))
         error = torch.zeros(population, 1, CLASSES, device=device)
-        for t in range(steps):
+        for t in range(length):
             x = xs[t].view(population, 1, INPUTS)
             if implementation == "baseline":
                 logits = baseline_step(named, state, x, error)
@@ -77,7 +84,7 @@ def run_worker(implementation: str, population: int, steps: int, device_name: st
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with torch.no_grad():
-        episode()  # warm-up (allocator, kernels)
+        episode(min(steps, 10))  # warm-up (allocator, kernels)
         sync()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -93,12 +100,40 @@ def run_worker(implementation: str, population: int, steps: int, device_name: st
             "flops_per_example": flops_per_example(implementation), "data": source}
 
 
+def run_rollout(population: int, steps: int, device_name: str, data_root: str | None) -> dict:
+    """One ES evaluation: every member one episode on its own stream, antithetic pairs sharing one."""
+    import gymnasium as gym
+
+    import vsml_gym  # noqa: F401
+    from agents import rollout
+
+    device = torch.device(device_name)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    env = gym.make_vec("VSML/MNIST-Online-v0", num_envs=population, envs_per_stream=2, device=device,
+                       split="test", episode_length=steps, data_root=data_root, nan_check="episode")
+    learner = VSML((1, 28, 28), CLASSES)
+    params = learner.init_params(population, seed=0).to(device)
+    with torch.no_grad():
+        warm = gym.make_vec("VSML/MNIST-Online-v0", num_envs=population, device=device, split="test",
+                            episode_length=10, data_root=data_root)
+        rollout(learner, params, warm, seed=1)
+        sync()
+        start = time.perf_counter()
+        fitness = rollout(learner, params, env, seed=0).mean_loss()
+        float(fitness.mean())  # the one host sync of the evaluation
+        seconds = time.perf_counter() - start
+    return {"implementation": "rollout", "population": population, "steps": steps, "seconds": round(seconds, 3),
+            "examples_per_s": round(population * steps / seconds, 1),
+            "what": "agents.rollout of VSML over the native vector env (antithetic pairs share streams)"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--populations", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--steps", type=int, default=100, help="episode length T")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--implementations", nargs="+", default=["baseline", "vsml"], choices=["baseline", "vsml"])
+    parser.add_argument("--implementations", nargs="+", default=["baseline", "vsml"],
+                        choices=["baseline", "vsml-eager", "vsml", "rollout"])
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--worker", nargs=2, metavar=("IMPLEMENTATION", "POPULATION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -112,14 +147,20 @@ def main() -> None:
         for implementation in args.implementations:
             command = [sys.executable, __file__, "--worker", implementation, str(population), "--steps", str(args.steps),
                        "--device", args.device] + (["--data-root", args.data_root] if args.data_root else [])
-            output = subprocess.run(command, check=True, capture_output=True, text=True, env=os.environ).stdout
-            pair[implementation] = json.loads(output.strip().splitlines()[-1])
+            env = {**os.environ, "VSML_GYM_FUSED_KERNEL": "0" if implementation == "vsml-eager" else "1"}
+            result = subprocess.run(command, capture_output=True, text=True, env=env)
+            if result.returncode:
+                runs.append({"implementation": implementation, "population": population, "error": result.stderr[-2000:]})
+                print(f"{implementation:8s} P={population:5d}: FAILED\n{result.stderr[-2000:]}", file=sys.stderr)
+                continue
+            pair[implementation] = json.loads(result.stdout.strip().splitlines()[-1])
             runs.append(pair[implementation])
             print(f"{implementation:8s} P={population:5d}: {pair[implementation]['examples_per_s']:10.1f} examples/s",
                   file=sys.stderr)
-        if len(pair) == 2:
-            runs.append({"population": population, "speedup_vs_baseline":
-                         round(pair["vsml"]["examples_per_s"] / pair["baseline"]["examples_per_s"], 2)})
+        if "baseline" in pair:
+            runs.append({"population": population, **{
+                f"speedup_{name}_vs_baseline": round(run["examples_per_s"] / pair["baseline"]["examples_per_s"], 2)
+                for name, run in pair.items() if name != "baseline"}})
     print(json.dumps({
         "benchmark": "perf_vsml", "device": args.device,
         "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine(),

@@ -10,11 +10,16 @@ Shapes (P population members, B streams, N state size, M message size):
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
 
 from agents.vsml.sub_lstm import SubLSTMParams, lstm_update, member_matmul, per_member, read_out
+from agents.vsml.triton_tick import fused_dense_tick, fused_tick_supported
+
+#: set VSML_GYM_FUSED_KERNEL=0 to run the eager tick on the GPU too (e.g. to compare)
+FUSED_KERNEL_ENABLED = os.environ.get("VSML_GYM_FUSED_KERNEL", "1") != "0"
 
 
 def _coordinates(count: int, device: torch.device) -> torch.Tensor:
@@ -63,10 +68,14 @@ class DenseLayer(Layer):
         if coords is not None:
             u = u + self._a_term(p).unsqueeze(1)
         v = self._b_term(p, bwd, coords)  # (P, B, O, 4N)
-        inputs = (u.unsqueeze(3) + v.unsqueeze(2)).view(pop, -1, u.shape[-1])  # the same for every tick
-        for _ in range(ticks):
-            gates = torch.baddbmm(inputs, h.view(pop, -1, h.shape[-1]), p.w_h).view(*h.shape[:-1], -1)
-            h, c = _clipped(*lstm_update(gates, c), clip)
+        if _use_fused_kernel(h, c, u, v, p.w_h):
+            for _ in range(ticks):
+                h, c = _clipped(*fused_dense_tick(h, c, u, v, p.w_h), clip)
+        else:
+            inputs = (u.unsqueeze(3) + v.unsqueeze(2)).view(pop, -1, u.shape[-1])  # the same for every tick
+            for _ in range(ticks):
+                gates = torch.baddbmm(inputs, h.view(pop, -1, h.shape[-1]), p.w_h).view(*h.shape[:-1], -1)
+                h, c = _clipped(*lstm_update(gates, c), clip)
         ln = p.ln or {}
         return h, c, read_out(h, p.fwd_w, p.fwd_b, ln.get("fwd"), 2), read_out(h, p.bwd_w, p.bwd_b, ln.get("bwd"), 3)
 
@@ -117,6 +126,13 @@ class ConvLayer(Layer):
                          padding=self.padding, stride=self.stride) / (k * k)
         bwd_out = bwd_out.view(pop, batch, ci, m, height, width).permute(0, 1, 2, 4, 5, 3)
         return h, c, fwd_out, bwd_out
+
+
+def _use_fused_kernel(*tensors: torch.Tensor) -> bool:
+    """The Triton tick has no backward: use it on the GPU when no gradient is being recorded."""
+    if not FUSED_KERNEL_ENABLED or not fused_tick_supported(tensors[0]):
+        return False
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
 def _clipped(h: torch.Tensor, c: torch.Tensor, clip: float | None) -> tuple[torch.Tensor, torch.Tensor]:

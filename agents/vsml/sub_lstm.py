@@ -13,6 +13,7 @@ of the mean state (unless layer norm intervenes).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -49,21 +50,29 @@ class SubLSTMShape:
         return shapes
 
 
+@functools.lru_cache(maxsize=None)
+def _gate_layout(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Column order (i, g, f, o) -> (i, f, o, g), the column scale (2 for g) and the gate shifts.
+    Cached per device: building them every step would copy host memory to the GPU every step."""
+    order = torch.cat([torch.arange(0, n), torch.arange(2 * n, 4 * n), torch.arange(n, 2 * n)])
+    scale = torch.cat([torch.ones(3 * n), torch.full((n,), 2.0)])
+    shift = torch.cat([torch.full((n,), INPUT_BIAS), torch.full((n,), FORGET_BIAS), torch.zeros(2 * n)])
+    return order.to(device), scale.to(device), shift.to(device)
+
+
 class SubLSTMParams:
     """Named views of one sub-LSTM's meta-parameters for a population, split for factored use."""
 
     def __init__(self, shape: SubLSTMShape, named: dict[str, torch.Tensor], prefix: str = "") -> None:
-        m, n = shape.message_size, shape.state_size
-        order = torch.cat([torch.arange(0, n), torch.arange(2 * n, 4 * n), torch.arange(n, 2 * n)])  # (i, f, o, g)
-        scale = torch.cat([torch.ones(3 * n), torch.full((n,), 2.0)]).to(named[f"{prefix}lstm_w"].device)
+        m = shape.message_size
+        order, scale, shift = _gate_layout(shape.state_size, named[f"{prefix}lstm_w"].device)
         w = named[f"{prefix}lstm_w"][..., order] * scale  # (P, In + N, 4N)
-        shift = torch.cat([torch.full((n,), INPUT_BIAS), torch.full((n,), FORGET_BIAS), torch.zeros(2 * n)])
         self.shape = shape
         self.w_fwd = w[:, :m]  # (P, M, 4N): rows read by the forward message
         self.w_bwd = w[:, m : 2 * m]  # (P, M, 4N): rows read by the backward message
         self.w_coord = w[:, 2 * m : shape.input_size]  # (P, 4, 4N) or empty
         self.w_h = w[:, shape.input_size :]  # (P, N, 4N)
-        self.bias = (named[f"{prefix}lstm_b"][..., order] + shift.to(w.device)) * scale  # (P, 4N)
+        self.bias = (named[f"{prefix}lstm_b"][..., order] + shift) * scale  # (P, 4N)
         self.fwd_w, self.fwd_b = named[f"{prefix}fwd_w"], named[f"{prefix}fwd_b"]
         self.bwd_w, self.bwd_b = named[f"{prefix}bwd_w"], named[f"{prefix}bwd_b"]
         self.ln = None
