@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from agents.vsml.sub_lstm import SubLSTMParams, lstm_update, member_matmul, per_member, read_out
-from agents.vsml.triton_tick import fused_dense_tick, fused_tick_supported
+from agents.vsml.triton_tick import fused_dense_ticks, fused_tick_supported
 
 #: set VSML_GYM_FUSED_KERNEL=0 to run the eager tick on the GPU too (e.g. to compare)
 FUSED_KERNEL_ENABLED = os.environ.get("VSML_GYM_FUSED_KERNEL", "1") != "0"
@@ -69,8 +69,7 @@ class DenseLayer(Layer):
             u = u + self._a_term(p).unsqueeze(1)
         v = self._b_term(p, bwd, coords)  # (P, B, O, 4N)
         if _use_fused_kernel(h, c, u, v, p.w_h):
-            for _ in range(ticks):
-                h, c = _clipped(*fused_dense_tick(h, c, u, v, p.w_h), clip)
+            h, c = fused_dense_ticks(h, c, u, v, p.w_h, ticks, clip)
         else:
             inputs = (u.unsqueeze(3) + v.unsqueeze(2)).view(pop, -1, u.shape[-1])  # the same for every tick
             for _ in range(ticks):

@@ -1,10 +1,11 @@
-"""A fused Triton kernel for one micro tick of a dense VSML layer on the GPU.
+"""A fused Triton kernel for the micro ticks of a dense VSML layer on the GPU.
 
-One program handles a block of sub-LSTMs of one population member: it loads their states,
-computes the recurrent gate part with four 16x16 matrix products (exact fp32, no TF32), adds the
-per-input-unit and per-output-unit input terms, applies the LSTM nonlinearity and writes the new
-states. The 4N gates never touch global memory, which is what makes large populations fast: the
-eager version writes and re-reads them several times per tick.
+One program handles a block of sub-LSTMs of one population member: it loads their states once,
+and for every micro tick computes the recurrent gate part with four 16x16 matrix products (exact
+fp32, no TF32), adds the per-input-unit and per-output-unit input terms and applies the LSTM
+nonlinearity; it writes the states back after the last tick. Neither the 4N gates nor the states
+between micro ticks touch global memory, which is what makes large populations fast: the eager
+version writes and re-reads the gates several times per tick.
 
 The arithmetic is the same as `sub_lstm.lstm_update` (internal gate order (i, f, o, 2g)), so
 results match the eager path to float32 rounding. Usable when Triton and a CUDA device are
@@ -47,8 +48,8 @@ if triton is not None:
         return _sigmoid(acc)
 
     @triton.jit
-    def _dense_tick_kernel(h_ptr, c_ptr, u_ptr, v_ptr, w_ptr, h_out_ptr, c_out_ptr,
-                           S, A, O, N: tl.constexpr, BLOCK: tl.constexpr):
+    def _dense_tick_kernel(h_ptr, c_ptr, u_ptr, v_ptr, w_ptr, h_out_ptr, c_out_ptr, S, A, O, clip,
+                           N: tl.constexpr, TICKS: tl.constexpr, CLIP: tl.constexpr, BLOCK: tl.constexpr):
         member = tl.program_id(1)
         rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)  # sub-LSTM index s = (b*A + a)*O + o
         inside = rows < S
@@ -63,25 +64,31 @@ if triton is not None:
         v_rows = v_ptr + member * (S // A) * 4 * N + unit_out[:, None] * 4 * N
         w_base = w_ptr + member * N * 4 * N + tl.arange(0, N)[:, None] * 4 * N + cols[None, :]
 
-        i = _gate(h, w_base, u_rows, v_rows, cols, mask, 0, N)
-        f = _gate(h, w_base, u_rows, v_rows, cols, mask, 1, N)
-        o = _gate(h, w_base, u_rows, v_rows, cols, mask, 2, N)
-        g = _gate(h, w_base, u_rows, v_rows, cols, mask, 3, N) * 2.0 - 1.0  # tanh via sigmoid of 2g
-        c = f * c + i * g
-        h = (_sigmoid(c * 2.0) * 2.0 - 1.0) * o
+        for _ in tl.static_range(TICKS):  # micro ticks: same inputs, states stay in registers
+            i = _gate(h, w_base, u_rows, v_rows, cols, mask, 0, N)
+            f = _gate(h, w_base, u_rows, v_rows, cols, mask, 1, N)
+            o = _gate(h, w_base, u_rows, v_rows, cols, mask, 2, N)
+            g = _gate(h, w_base, u_rows, v_rows, cols, mask, 3, N) * 2.0 - 1.0  # tanh via sigmoid of 2g
+            c = f * c + i * g
+            h = (_sigmoid(c * 2.0) * 2.0 - 1.0) * o
+            if CLIP:
+                h = tl.minimum(tl.maximum(h, -clip), clip)
+                c = tl.minimum(tl.maximum(c, -clip), clip)
         tl.store(h_out_ptr + state_offsets, h, mask=mask)
         tl.store(c_out_ptr + state_offsets, c, mask=mask)
 
 
-def fused_dense_tick(h: torch.Tensor, c: torch.Tensor, u: torch.Tensor, v: torch.Tensor, w_h: torch.Tensor,
-                     block: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """h, c (P, B, A, O, N); u (P, B, A, 4N) per-input-unit terms; v (P, B, O, 4N) per-output-unit
-    terms (bias and shifts included); w_h (P, N, 4N). Returns the new (h, c)."""
+def fused_dense_ticks(h: torch.Tensor, c: torch.Tensor, u: torch.Tensor, v: torch.Tensor, w_h: torch.Tensor,
+                      ticks: int = 1, clip: float | None = None, block: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """`ticks` micro ticks in one launch. h, c (P, B, A, O, N); u (P, B, A, 4N) per-input-unit
+    terms; v (P, B, O, 4N) per-output-unit terms (bias and shifts included); w_h (P, N, 4N);
+    states clipped to [-clip, clip] after every tick if clip is given. Returns the new (h, c)."""
     pop, batch, num_a, num_o, n = h.shape
     h, c = h.contiguous(), c.contiguous()
     u, v, w_h = u.contiguous(), v.contiguous(), w_h.contiguous()
     h_out, c_out = torch.empty_like(h), torch.empty_like(c)
     rows = batch * num_a * num_o
     grid = (triton.cdiv(rows, block), pop)
-    _dense_tick_kernel[grid](h, c, u, v, w_h, h_out, c_out, rows, num_a, num_o, N=n, BLOCK=block)
+    _dense_tick_kernel[grid](h, c, u, v, w_h, h_out, c_out, rows, num_a, num_o, float(clip or 0.0),
+                             N=n, TICKS=ticks, CLIP=clip is not None, BLOCK=block)
     return h_out, c_out

@@ -79,7 +79,8 @@ class OnlineEpisode:
         y = self._y
         log_probs = F.log_softmax(logits, dim=-1)
         loss = -log_probs.gather(1, y[:, None]).squeeze(1)
-        onehot = F.one_hot(y, self.task.num_classes).to(logits.dtype)
+        # scatter, not F.one_hot: one_hot checks its indices with a host-device sync on CUDA
+        onehot = torch.zeros_like(logits).scatter_(1, y[:, None], 1.0)
         error = log_probs.exp() - onehot
         correct = logits.argmax(dim=-1) == y
         scored = self.task.query_step in (None, self.t)
