@@ -60,8 +60,9 @@ def env_streams(env_id: str, options: dict, device: str, actions: torch.Tensor) 
     records = []
     for step_actions in actions:
         records += [obs["x"].cpu(), obs["error"].cpu(), obs["label"].cpu()]
+        step_actions = step_actions.to(device)
         with forbid_host_sync(device == "cuda"):
-            obs, reward, _, _, _ = env.step(step_actions.to(device))
+            obs, reward, _, _, _ = env.step(step_actions)
         records.append(reward.cpu())
     return records
 
