@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
-from agents.learner import Learner, Observation
+from agents.learner import Learner, Observation, State
 
 
 @dataclass
@@ -42,21 +43,38 @@ def env_view(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.transpose(0, 1).reshape(-1, *tensor.shape[2:])
 
 
-def rollout(learner: Learner, params: torch.Tensor, env, seed: int | None = None,
-            state_seed: int = 0) -> RolloutResult:
+def initial_states(learner: Learner, params: torch.Tensor, batch: int, state_seed: int | Sequence[int]) -> State:
+    """Episode-start states. One int seeds one generator for the whole population; a sequence
+    gives every member its own seed, so that its draws do not depend on its position in the
+    population (members with equal seeds, e.g. antithetic partners, start from equal draws)."""
+    if isinstance(state_seed, int):
+        return learner.initial_state(params, batch, torch.Generator(device=params.device).manual_seed(state_seed))
+    if len(state_seed) != params.shape[0]:
+        raise ValueError(f"expected {params.shape[0]} state seeds (one per member), got {len(state_seed)}")
+    members = [learner.initial_state(params[p : p + 1], batch, torch.Generator(device=params.device).manual_seed(s))
+               for p, s in enumerate(state_seed)]  # once per episode, not per step
+    return {key: (torch.cat([m[key] for m in members]) if isinstance(value, torch.Tensor) else value)
+            for key, value in members[0].items()}
+
+
+def rollout(learner: Learner, params: torch.Tensor, env, seed: int | Sequence[int] | None = None,
+            state_seed: int | Sequence[int] = 0, detach_every: int = 0) -> RolloutResult:
     """One episode of `env` (an `OnlineVectorEnv` with P * B sub-envs) for the P members of
-    `params`. `seed` seeds the data streams (None: continue them), `state_seed` the learners'
-    random initial states. Records stay on the device; nothing syncs until the caller reads them.
-    Gradients flow through the episode unless the caller disables them (`torch.no_grad()`)."""
+    `params`. `seed` seeds the data streams (None: continue them; a list: one seed per sub-env
+    stream), `state_seed` the learners' random initial states (see `initial_states`). Records stay on the device; nothing syncs until the caller reads them.
+    Gradients flow through the episode unless the caller disables them (`torch.no_grad()`);
+    `detach_every=k` cuts them every k steps (truncated backprop through time, bounded memory)."""
     population = params.shape[0]
     if env.num_envs % population:
         raise ValueError(f"the env has {env.num_envs} sub-envs, not a multiple of the population {population}")
     batch = env.num_envs // population
-    generator = torch.Generator(device=params.device).manual_seed(state_seed)
-    state = learner.initial_state(params, batch, generator)
+    state = initial_states(learner, params, batch, state_seed)
     obs, _ = env.reset(seed=seed)
     losses, corrects, scored = [], [], []
-    for _ in range(env.episode_length):
+    for t in range(env.episode_length):
+        if detach_every and t and t % detach_every == 0:
+            state = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
+            obs = {k: v.detach() for k, v in obs.items()}
         member_obs: Observation = {key: members_view(value, population) for key, value in obs.items()}
         logits, state = learner.step(params, state, member_obs)
         obs, _, _, truncated, info = env.step(env_view(logits))

@@ -60,6 +60,13 @@ def fold(keys: torch.Tensor, *values: int | str | torch.Tensor) -> torch.Tensor:
     return keys
 
 
+def fold_int(key: int, *values: int | str) -> int:
+    """`fold` for one plain-int key: derive sub-seeds on the host without tensors."""
+    for value in values:
+        key = mix32(key ^ _salt(value))
+    return key
+
+
 def seed_keys(seeds: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
     """One key per (arbitrarily large, non-negative) integer seed."""
     if any(int(s) < 0 for s in seeds):

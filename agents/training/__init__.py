@@ -1,0 +1,20 @@
+"""Meta-training of learners: EvoTorch evolution strategies (optionally over Ray actors) and
+backpropagation through episodes, driven by YAML experiment configs."""
+
+from agents.training.checkpoint import CheckpointError, load_checkpoint
+from agents.training.config import ExperimentConfig, load_config
+from agents.training.evaluation import evaluate_params
+
+
+def make_trainer(config: ExperimentConfig, **kwargs):
+    """The trainer of `config.training.method` ("es" or "gradient")."""
+    if config.training.method == "es":
+        from agents.training.es import ESTrainer
+
+        return ESTrainer(config, **kwargs)
+    from agents.training.gradient import GradientTrainer
+
+    return GradientTrainer(config, **kwargs)
+
+
+__all__ = ["CheckpointError", "ExperimentConfig", "evaluate_params", "load_checkpoint", "load_config", "make_trainer"]

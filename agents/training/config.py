@@ -1,0 +1,155 @@
+"""Experiment configuration: YAML files with dotted command-line overrides.
+
+    config = load_config("configs/vsml_mnist.yaml", ["training.population_size=128"])
+
+Every section is a dataclass, so a typo in a key fails loudly with the valid keys, and the
+resolved configuration is saved in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+
+@dataclass
+class LearnerConfig:
+    name: str = "vsml"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskConfig:
+    """One entry of the meta-training mixture."""
+
+    env: str = "VSML/MNIST-Online-v0"
+    weight: float = 1.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingConfig:
+    method: str = "es"  # "es" (EvoTorch) or "gradient" (backprop through the episode)
+    searcher: str = "openai_es"  # openai_es | pgpe | snes | sep_cmaes
+    searcher_options: dict[str, Any] = field(default_factory=dict)
+    iterations: int = 10000
+    population_size: int = 2048  # ES members (1024 antithetic pairs) / gradient: episodes per batch
+    episode_length: int = 500
+    streams_per_member: int = 1
+    fitness: str = "mean"  # mean | last | weighted
+    fitness_weights: Any = "linear"  # for fitness=weighted: "linear" or one weight per step
+    tasks: list[TaskConfig] = field(default_factory=lambda: [TaskConfig()])
+    projection_fraction: float = 0.0  # share of streams that see a new random projection each episode
+    device: str = "cpu"
+    num_actors: int = 0  # Ray actors evaluating the population (0: in this process)
+    num_gpus_per_actor: float = 0.0
+    learning_rate: float = 1e-3  # gradient method
+    grad_clip: float = 25.0  # gradient method
+    truncation: int = 0  # gradient method: truncated BPTT window (0: the whole episode)
+
+
+@dataclass
+class EvaluationConfig:
+    every: int = 100
+    envs: list[str] = field(default_factory=lambda: ["VSML/MNIST-Online-v0", "VSML/FashionMNIST-Online-v0"])
+    episodes: int = 4
+    episode_length: int = 2000
+    seed: int = 22
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    seed: int = 0
+    output_dir: str = "runs"
+    checkpoint_every: int = 500
+    data_root: str | None = None
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_NESTED = {"learner": LearnerConfig, "training": TrainingConfig, "evaluation": EvaluationConfig}
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ValueError(f"{where or 'config'}: expected a mapping, got {values!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = [k for k in values if k not in known]
+    if unknown:
+        hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, known, 1)) else "")
+                 for k in unknown]
+        raise ValueError(f"unknown key(s) {', '.join(hints)} in {where or 'config'}; valid: {sorted(known)}")
+    kwargs = {}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else key
+        if cls is ExperimentConfig and key in _NESTED:
+            value = _build(_NESTED[key], value, path)
+        elif cls is TrainingConfig and key == "tasks":
+            value = [_build(TaskConfig, v if isinstance(v, dict) else {"env": v}, f"{path}[{i}]")
+                     for i, v in enumerate(value)]
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
+    config = _build(ExperimentConfig, values, "")
+    _validate(config)
+    return config
+
+
+def apply_override(values: dict[str, Any], override: str) -> None:
+    """Apply `a.b.c=value` (value parsed as YAML: numbers, booleans, lists) to a nested dict."""
+    if "=" not in override:
+        raise ValueError(f"override {override!r} must look like key.subkey=value")
+    path, raw = override.split("=", 1)
+    keys = path.strip().split(".")
+    target = values
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+        if not isinstance(target, dict):
+            raise ValueError(f"override {override!r}: {key!r} is not a section")
+    target[keys[-1]] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    values: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text()
+        values = yaml.safe_load(text) or {}
+        values.setdefault("name", Path(path).stem)
+    for override in overrides:
+        apply_override(values, override)
+    return config_from_dict(values)
+
+
+def _validate(config: ExperimentConfig) -> None:
+    t = config.training
+    if t.method not in ("es", "gradient"):
+        raise ValueError(f"training.method must be 'es' or 'gradient', got {t.method!r}")
+    if t.fitness not in ("mean", "last", "weighted"):
+        raise ValueError(f"training.fitness must be mean, last or weighted, got {t.fitness!r}")
+    for name in ("iterations", "population_size", "episode_length", "streams_per_member"):
+        if not isinstance(getattr(t, name), int) or getattr(t, name) < 1:
+            raise ValueError(f"training.{name} must be a positive int, got {getattr(t, name)!r}")
+    if not 0.0 <= t.projection_fraction <= 1.0:
+        raise ValueError(f"training.projection_fraction must be in [0, 1], got {t.projection_fraction}")
+    if not t.tasks or any(task.weight <= 0 for task in t.tasks):
+        raise ValueError("training.tasks needs at least one task, each with a positive weight")
+    if t.method == "es" and t.num_actors and t.population_size % (2 * t.num_actors):
+        raise ValueError(f"training.population_size ({t.population_size}) must be divisible by 2 * num_actors "
+                         f"({2 * t.num_actors}) so that antithetic pairs stay on one actor")
