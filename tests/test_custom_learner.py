@@ -36,3 +36,16 @@ def test_readme_custom_learner_is_about_30_lines_and_learns_mnist(data_root):
     late = result.correct[300:].float().mean()
     print(f"prototype learner, MNIST accuracy over steps 300-600: {float(late):.3f}")
     assert float(late) > 0.5  # chance is 0.1
+
+
+def test_readme_custom_learner_meta_trains_with_es(tmp_path):
+    from agents.training import load_config, make_trainer
+
+    _REGISTERED.pop("prototype", None)
+    exec(compile(readme_example(), str(README), "exec"), {})
+    config = load_config(None, [f"output_dir={tmp_path}", "name=prototype", "learner.name=prototype",
+                                "training.population_size=4", "training.iterations=2", "training.episode_length=30",
+                                "training.tasks=[VSML/SumSign-Online-v0]", "evaluation.every=2",
+                                "evaluation.envs=[VSML/SumSign-Online-v0]", "evaluation.episode_length=30"])
+    record = make_trainer(config, progress=False).run()
+    assert record["iteration"] == 2 and record["eval"]["VSML/SumSign-Online-v0"]["available"]
