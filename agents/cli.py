@@ -1,4 +1,4 @@
-"""`vsml-gym train` and `vsml-gym evaluate`: the learners' commands (an entry-point provider)."""
+"""The learners' commands of `vsml-gym` (train, evaluate, benchmark, leaderboard): an entry-point provider."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from vsml_gym.commands.table import format_table
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    add_training_commands(subparsers)
+    add_benchmark_commands(subparsers)
+
+
+def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train", help="meta-train a learner from a YAML experiment config",
         description="Meta-train a learner (ES with EvoTorch, or gradient descent through episodes) as described "
@@ -36,6 +41,89 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(run=run_evaluate)
 
 
+def add_benchmark_commands(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmark.metrics import METRICS
+
+    bench = subparsers.add_parser(
+        "benchmark", help="meta-test learners on a suite of envs and write a leaderboard",
+        description="Run every learner on every env (test split) for several seeds, each (learner, env) as one "
+                    "batched rollout; write results.jsonl (raw, reproducible), leaderboard.md/.csv and plots.")
+    bench.add_argument("--learner", dest="learners", action="append", metavar="SPEC",
+                       help="learner name with options ('adam:num_layers=2'), a plug-in name, or a checkpoint "
+                            "path (repeatable; default: SGD/Adam with 1 and 2 layers and the untrained meta-learners)")
+    bench.add_argument("--env", dest="envs", action="append", metavar="ID", help="env id (repeatable; default: "
+                                                                                     "the meta-test suite)")
+    bench.add_argument("--seeds", type=int, default=32, help="independent runs per (learner, env) (default 32)")
+    bench.add_argument("--episode-length", type=int, default=2000, help="steps per run (default 2000)")
+    bench.add_argument("--few-shot-episodes", type=int, default=100, help="episodes of few-shot envs (default 100)")
+    bench.add_argument("--seed", type=int, default=0, help="first seed (runs use seed, seed+1, ...)")
+    bench.add_argument("--metric", default="final", choices=METRICS, help="headline metric of the table")
+    bench.add_argument("--introspect", metavar="LEARNER", help="learner label for the introspection plot")
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--data-root", help="dataset folder (default: $VSML_GYM_DATA, else the user cache)")
+    bench.add_argument("--out", default="runs/leaderboard", help="output folder (default runs/leaderboard)")
+    bench.add_argument("--quick", action="store_true", help="a small default: 4 learners, 4 envs, 4 seeds, "
+                                                             "500 steps, 20 few-shot episodes (about a minute)")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(run=run_benchmark_command)
+
+    board = subparsers.add_parser("leaderboard", help="merge benchmark result files into one table",
+                                  description="Merge results.jsonl files (e.g. from several machines) into one "
+                                              "leaderboard; a later (learner, env) result replaces an earlier one.")
+    board.add_argument("results", nargs="+", help="results.jsonl files")
+    board.add_argument("--metric", default="final", choices=METRICS)
+    board.add_argument("--out", help="also write leaderboard.md/.csv, plots and the merged results.jsonl here")
+    board.set_defaults(run=run_leaderboard_command)
+
+
+QUICK = {"learners": ["sgd", "adam", "vsml", "hebbian"], "seeds": 4, "episode_length": 500, "few_shot_episodes": 20,
+         "envs": ["VSML/MNIST-Online-v0", "VSML/FashionMNIST-Online-v0", "VSML/SumSign-Online-v0",
+                  "VSML/Omniglot-5Way1Shot-v0"]}
+
+
+def run_benchmark_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from agents.benchmark import DEFAULT_LEARNERS, DEFAULT_SUITE, LearnerSpec, run_benchmark, write_outputs
+    from agents.benchmark.report import leaderboard_markdown
+
+    if args.quick:
+        args.learners = args.learners or QUICK["learners"]
+        args.envs = args.envs or QUICK["envs"]
+        args.seeds, args.episode_length = QUICK["seeds"], QUICK["episode_length"]
+        args.few_shot_episodes = QUICK["few_shot_episodes"]
+    specs = [LearnerSpec.parse(text) for text in (args.learners or DEFAULT_LEARNERS)]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    results.write_text("")
+
+    def append(record: dict) -> None:
+        with results.open("a") as file:
+            file.write(json.dumps(record) + "\n")
+
+    records = run_benchmark(specs, args.envs or DEFAULT_SUITE, args.seeds, args.episode_length, args.seed,
+                            args.device, args.data_root, args.few_shot_episodes, not args.quiet, append)
+    paths = write_outputs(records, out, args.metric, args.introspect)
+    print(leaderboard_markdown(records, args.metric))
+    print("\nwrote " + ", ".join(str(p) for p in [results, *paths.values()]))
+    return 0
+
+
+def run_leaderboard_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from agents.benchmark import read_records, write_outputs
+    from agents.benchmark.report import leaderboard_markdown
+
+    records = read_records(args.results)
+    print(leaderboard_markdown(records, args.metric))
+    if args.out:
+        write_outputs(records, args.out, args.metric)
+        (Path(args.out) / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
     from agents.training import load_config, make_trainer
 
@@ -59,7 +147,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps({"checkpoint": args.checkpoint, "iteration": payload["iteration"], "results": results}))
         return 0
     rows = [(env_id, f"{r['loss']:.4f}", f"{r['accuracy']:.4f}", r["episodes"]) if r["available"]
-            else (env_id, "-", "-", "unavailable: " + r["reason"]) for env_id, r in results.items()]
+            else (env_id, "-", "-", "unavailable: " + r["reason"].splitlines()[0]) for env_id, r in results.items()]
     print(f"{learner['name']} @ iteration {payload['iteration']} ({args.checkpoint})\n")
     print(format_table(("env", "loss", "accuracy", "episodes"), rows))
     return 0

@@ -17,6 +17,8 @@ class RolloutResult:
     loss: torch.Tensor
     correct: torch.Tensor
     scored: torch.Tensor
+    labels: torch.Tensor | None = None  # (T, P, B) true classes, with keep_logits
+    logits: torch.Tensor | None = None  # (T, P, B, C), with keep_logits
 
     def mean_loss(self) -> torch.Tensor:
         """(P,) mean cross-entropy over scored steps and streams: the ES fitness (lower is better)."""
@@ -58,19 +60,20 @@ def initial_states(learner: Learner, params: torch.Tensor, batch: int, state_see
 
 
 def rollout(learner: Learner, params: torch.Tensor, env, seed: int | Sequence[int] | None = None,
-            state_seed: int | Sequence[int] = 0, detach_every: int = 0) -> RolloutResult:
+            state_seed: int | Sequence[int] = 0, detach_every: int = 0, keep_logits: bool = False) -> RolloutResult:
     """One episode of `env` (an `OnlineVectorEnv` with P * B sub-envs) for the P members of
     `params`. `seed` seeds the data streams (None: continue them; a list: one seed per sub-env
     stream), `state_seed` the learners' random initial states (see `initial_states`). Records stay on the device; nothing syncs until the caller reads them.
     Gradients flow through the episode unless the caller disables them (`torch.no_grad()`);
-    `detach_every=k` cuts them every k steps (truncated backprop through time, bounded memory)."""
+    `detach_every=k` cuts them every k steps (truncated backprop through time, bounded memory).
+    `keep_logits` also records every prediction and label (for introspection plots)."""
     population = params.shape[0]
     if env.num_envs % population:
         raise ValueError(f"the env has {env.num_envs} sub-envs, not a multiple of the population {population}")
     batch = env.num_envs // population
     state = initial_states(learner, params, batch, state_seed)
     obs, _ = env.reset(seed=seed)
-    losses, corrects, scored = [], [], []
+    losses, corrects, scored, labels, outputs = [], [], [], [], []
     for t in range(env.episode_length):
         if detach_every and t and t % detach_every == 0:
             state = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
@@ -81,4 +84,8 @@ def rollout(learner: Learner, params: torch.Tensor, env, seed: int | Sequence[in
         losses.append(members_view(info["loss"], population))
         corrects.append(members_view(info["correct"], population))
         scored.append(info["scored"][0])
-    return RolloutResult(torch.stack(losses), torch.stack(corrects), torch.stack(scored))
+        if keep_logits:
+            outputs.append(logits.detach())
+            labels.append(members_view(info["label"], population))
+    kept = (torch.stack(labels), torch.stack(outputs)) if keep_logits else (None, None)
+    return RolloutResult(torch.stack(losses), torch.stack(corrects), torch.stack(scored), *kept)

@@ -6,13 +6,14 @@ import pytest
 import torch
 from evotorch import Problem
 
-from agents import Learner, ParamSpec, register_learner
+from agents import register_learner
 from agents.registry import _REGISTERED
 from agents.training import CheckpointError, load_checkpoint, load_config, make_trainer
 from agents.training.checkpoint import save_checkpoint
 from agents.training.config import config_from_dict
 from agents.training.population import PopulationEvaluator, stream_ids
 from agents.training.searchers import make_searcher
+from helpers import DataEcho
 from vsml_gym.cli import main as cli_main
 
 SUM_SIGN_7x7 = "training.tasks=[{env: VSML/SumSign-Online-v0, options: {resize: 7}}]"
@@ -42,26 +43,6 @@ def test_openai_es_gradient_estimate_points_along_the_true_gradient():
 
 
 # ---------------------------------------------------------------- antithetic partners share data
-class DataEcho(Learner):
-    """Logits that depend only on the data (the first pixels), never on the meta-parameters: a
-    member's fitness is then a fingerprint of the data stream it saw."""
-
-    name = "data_echo"
-
-    def __init__(self, input_shape, num_classes):
-        super().__init__(input_shape, num_classes)
-        self.param_spec = ParamSpec.of(unused=(3,))
-
-    def init_named_params(self, generator):
-        return {"unused": torch.zeros(3)}
-
-    def initial_state(self, params, batch, generator):
-        return {}
-
-    def step(self, params, state, obs):
-        return obs["x"].flatten(2)[..., : self.num_classes] * 3.0, state
-
-
 @pytest.fixture
 def data_echo():
     register_learner("data_echo", DataEcho, overwrite=True)

@@ -27,7 +27,7 @@ def evaluate_params(learner_name: str, learner_options: dict[str, Any], params: 
         try:
             env = gym.make_vec(env_id, num_envs=episodes, device=device, nan_check="episode", **options)
         except DatasetNotFoundError as missing:
-            results[env_id] = {"available": False, "reason": str(missing).splitlines()[0]}
+            results[env_id] = {"available": False, "reason": str(missing)}
             continue
         except ValueError as error:  # e.g. few-shot tasks with their own fixed episode length
             if "fixed episodes" not in str(error):

@@ -1,0 +1,94 @@
+"""Plots of benchmark records: learning curves, early online accuracy, and one learner's predictions."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _short(env_id: str) -> str:
+    return env_id.removeprefix("VSML/").removesuffix("-v0")
+
+
+def learning_curves(records: Sequence[dict[str, Any]], path: Path) -> Path:
+    """One panel per env: accuracy over steps per learner, with the 95% band over seeds."""
+    curves = [r for r in records if r["available"] and not r["few_shot"]]
+    envs = list(dict.fromkeys(r["env"] for r in curves))
+    if not envs:
+        raise ValueError("no learning curves to plot (only unavailable or few-shot results)")
+    cols = min(3, len(envs))
+    rows = math.ceil(len(envs) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax, env in zip(axes.flat, envs):
+        for record in (r for r in curves if r["env"] == env):
+            curve = record["curve"]
+            ax.plot(curve["step"], curve["mean"], label=record["learner"], lw=1.5)
+            ax.fill_between(curve["step"], curve["low"], curve["high"], alpha=0.2)
+        ax.set_title(_short(env))
+        ax.set_xlabel("examples seen")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(envs):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("Meta-test learning curves (mean and 95% CI over seeds)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def online_accuracy_bars(records: Sequence[dict[str, Any]], path: Path, metric: str = "online@100") -> Path:
+    """Grouped bars: cumulative accuracy over the first 100 examples, per env and learner."""
+    available = [r for r in records if r["available"]]
+    envs = list(dict.fromkeys(r["env"] for r in available))
+    learners = list(dict.fromkeys(r["learner"] for r in available))
+    table = {(r["learner"], r["env"]): r["metrics"][metric] for r in available}
+    width = 0.8 / max(len(learners), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(envs) * max(1, len(learners) / 3)), 4))
+    for i, learner in enumerate(learners):
+        x = np.arange(len(envs)) + i * width
+        stats = [table.get((learner, env)) for env in envs]
+        means = [s["mean"] if s else 0.0 for s in stats]
+        errors = [s["ci95"] if s and np.isfinite(s["ci95"]) else 0.0 for s in stats]
+        ax.bar(x, means, width, yerr=errors, capsize=2, label=learner)
+    ax.set_xticks(np.arange(len(envs)) + 0.4 - width / 2)
+    ax.set_xticklabels([_short(e) for e in envs], rotation=20)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title("Cumulative online accuracy over the first 100 examples (few-shot: query accuracy)")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def introspection(record: dict[str, Any], path: Path) -> Path:
+    """A learner's output probabilities over its first steps, true (o) and predicted (x) class marked."""
+    probs = np.asarray(record["introspection"]["probs"])  # (T, C)
+    labels = np.asarray(record["introspection"]["labels"])
+    steps, classes = probs.shape
+    fig, ax = plt.subplots(figsize=(10, 0.25 * classes + 1.8))
+    image = ax.imshow(probs.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1,
+                      extent=(-0.5, steps - 0.5, -0.5, classes - 0.5))
+    ax.scatter(np.arange(steps), labels, s=14, facecolors="none", edgecolors="white", label="true class")
+    ax.scatter(np.arange(steps), probs.argmax(axis=1), s=10, marker="x", c="red", label="predicted")
+    ax.set_xlabel("step (example)")
+    ax.set_ylabel("class")
+    ax.set_title(f"{record['learner']} on {_short(record['env'])}: output probabilities, first {steps} steps")
+    fig.colorbar(image, ax=ax, label="probability")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

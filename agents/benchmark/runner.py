@@ -1,0 +1,130 @@
+"""The meta-test protocol: every (learner, env) pair runs all its seeds as one batched rollout."""
+
+from __future__ import annotations
+
+import base64
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+import vsml_gym
+from agents.benchmark.metrics import accuracy_curve, run_metrics
+from agents.registry import make_learner
+from agents.rollout import rollout
+from vsml_gym.data import DatasetNotFoundError
+
+DEFAULT_SUITE = (
+    "VSML/MNIST-Online-v0", "VSML/FashionMNIST-Online-v0", "VSML/KMNIST-Online-v0", "VSML/EMNIST-Online-v0",
+    "VSML/CIFAR10-Online-v0", "VSML/Random-Online-v0", "VSML/SumSign-Online-v0", "VSML/Omniglot-5Way1Shot-v0",
+)
+DEFAULT_LEARNERS = ("sgd", "sgd:num_layers=2", "adam", "adam:num_layers=2", "vsml", "meta_rnn", "hebbian",
+                    "fw_memory")
+INTROSPECTION_STEPS = 100
+
+
+@dataclass(frozen=True)
+class LearnerSpec:
+    """A learner to benchmark: a registry name with options (meta-parameters from `init_seed`,
+    i.e. untrained, for meta-learned learners) or a meta-training checkpoint."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    init_seed: int = 0
+    label: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> "LearnerSpec":
+        """'adam', 'adam:num_layers=2,lr=0.003', or a checkpoint path ('runs/x/checkpoint.pt')."""
+        if text.endswith(".pt"):
+            from agents.training import load_checkpoint
+
+            payload = load_checkpoint(text)
+            learner = payload["learner"]
+            label = f"{learner['name']} ({payload['config']['name']} @ {payload['iteration']})"
+            return cls(learner["name"], dict(learner["options"]), checkpoint=text, label=label)
+        name, _, raw = text.partition(":")
+        options = {}
+        for item in filter(None, raw.split(",")):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"learner option {item!r} in {text!r} must look like key=value")
+            options[key.strip()] = yaml.safe_load(value)
+        return cls(name.strip(), options, label=text)
+
+    def params(self, learner) -> torch.Tensor:
+        if self.checkpoint is None:
+            return learner.init_params(1, seed=self.init_seed)
+        from agents.training import load_checkpoint
+
+        return load_checkpoint(self.checkpoint)["params"].view(1, -1)
+
+
+def _pack(correct: np.ndarray) -> list[str]:
+    """Per-seed correctness as base64 bit strings: raw results stay small but complete."""
+    return [base64.b64encode(np.packbits(column).tobytes()).decode() for column in correct.T.astype(bool)]
+
+
+def unpack_correct(packed: Sequence[str], steps: int) -> np.ndarray:
+    columns = [np.unpackbits(np.frombuffer(base64.b64decode(p), dtype=np.uint8))[:steps] for p in packed]
+    return np.stack(columns, axis=1).astype(bool)
+
+
+def versions() -> dict[str, str]:
+    return {"vsml_gym": vsml_gym.__version__, "torch": torch.__version__, "gymnasium": gym.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}
+
+
+def run_pair(spec: LearnerSpec, env_id: str, seeds: int, episode_length: int, seed: int, device: str,
+             data_root: str | None, few_shot_episodes: int) -> dict[str, Any]:
+    """One leaderboard cell: `seeds` independent runs of `spec` on `env_id` (test split)."""
+    record: dict[str, Any] = {"learner": spec.label or spec.name, "spec": asdict(spec), "env": env_id,
+                              "seed": seed, "device": device, "versions": versions()}
+    options: dict[str, Any] = {"split": "test", "data_root": data_root}
+    try:
+        probe = gym.make(env_id, **options)
+    except DatasetNotFoundError as missing:
+        return {**record, "available": False, "reason": str(missing)}
+    few_shot = probe.unwrapped.task.fixed_episode_length is not None
+    runs = few_shot_episodes if few_shot else seeds
+    if not few_shot:
+        options["episode_length"] = episode_length
+    env = gym.make_vec(env_id, num_envs=runs, device=device, nan_check="episode", **options)
+    learner = make_learner(spec.name, env.single_observation_space["x"].shape, env.single_action_space.shape[0],
+                           **spec.options)
+    start = time.perf_counter()
+    with torch.no_grad():
+        result = rollout(learner, spec.params(learner).to(device), env, seed=seed, state_seed=seed, keep_logits=True)
+    seconds = time.perf_counter() - start
+    env.close()
+    correct = result.correct[:, 0].cpu().numpy()  # (T, S)
+    loss = result.loss[:, 0].cpu().numpy()
+    scored = result.scored.cpu().numpy()
+    shown = min(INTROSPECTION_STEPS, correct.shape[0])
+    return {**record, "available": True, "num_params": learner.num_params, "runs": runs,
+            "episode_length": int(correct.shape[0]), "few_shot": few_shot, "seconds": round(seconds, 3),
+            "metrics": run_metrics(correct, loss, scored), "curve": accuracy_curve(correct),
+            "correct": _pack(correct), "scored": scored.tolist(),
+            "introspection": {"probs": torch.softmax(result.logits[:shown, 0, 0], -1).cpu().tolist(),
+                              "labels": result.labels[:shown, 0, 0].cpu().tolist()}}
+
+
+def run_benchmark(specs: Sequence[LearnerSpec], env_ids: Sequence[str], seeds: int = 32, episode_length: int = 2000,
+                  seed: int = 0, device: str = "cpu", data_root: str | None = None, few_shot_episodes: int = 100,
+                  progress: bool = True, on_record: Callable[[dict], None] | None = None) -> list[dict[str, Any]]:
+    """Every learner on every env; records are also handed to `on_record` as they finish."""
+    records = []
+    pairs = [(spec, env_id) for spec in specs for env_id in env_ids]
+    for spec, env_id in tqdm(pairs, desc="benchmark", disable=not progress, dynamic_ncols=True):
+        record = run_pair(spec, env_id, seeds, episode_length, seed, device, data_root, few_shot_episodes)
+        records.append(record)
+        if on_record is not None:
+            on_record(record)
+    return records

@@ -1,0 +1,135 @@
+"""The leaderboard protocol: metrics, reproducibility, plug-ins, missing data, plots, merging."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from agents import register_learner
+from agents.benchmark import LearnerSpec, read_records, run_benchmark, write_outputs
+from agents.benchmark.metrics import accuracy_curve, run_metrics, summarise, t_quantile
+from agents.benchmark.report import leaderboard_markdown
+from agents.benchmark.runner import unpack_correct
+from agents.registry import _REGISTERED
+from helpers import DataEcho
+from vsml_gym.cli import main as cli_main
+
+
+def test_metrics_match_hand_computed_values():
+    steps, seeds = 2000, 3
+    correct = np.zeros((steps, seeds), dtype=bool)
+    correct[:, 0] = True  # seed 0 always right
+    correct[1000:, 1] = True  # seed 1 right from step 1000 on
+    correct[::2, 2] = True  # seed 2 right every other step
+    loss = np.tile(np.array([0.5, 1.0, 1.5]), (steps, 1))
+    metrics = run_metrics(correct, loss, np.ones(steps, dtype=bool))
+    # acc@100 uses steps 90..99: seed0 1, seed1 0, seed2 5/10
+    assert metrics["acc@100"]["mean"] == pytest.approx((1 + 0 + 0.5) / 3)
+    assert metrics["acc@2000"]["mean"] == pytest.approx((1 + 1 + 0.5) / 3)  # steps 1800..1999
+    assert metrics["online@100"]["mean"] == pytest.approx((1 + 0 + 0.5) / 3)
+    assert metrics["final"]["mean"] == metrics["acc@2000"]["mean"]
+    assert metrics["loss"]["mean"] == pytest.approx(1.0)
+    std = np.std([1.0, 0.0, 0.5], ddof=1)
+    assert metrics["acc@500"]["std"] == pytest.approx(std)
+    assert metrics["acc@500"]["ci95"] == pytest.approx(4.303 * std / np.sqrt(3))
+    assert t_quantile(31) == 2.021 and t_quantile(1000) == 1.960
+    s = summarise(np.array([2.0, 4.0]))
+    assert s["mean"] == 3.0 and s["low"] == pytest.approx(3.0 - 12.706 * np.sqrt(2) / np.sqrt(2))
+
+
+def test_few_shot_metrics_use_only_the_query():
+    correct = np.array([[1, 1], [0, 0], [1, 0]], dtype=bool)  # the query is the last step
+    loss = np.array([[9.0, 9.0], [9.0, 9.0], [0.1, 0.3]])
+    metrics = run_metrics(correct, loss, np.array([False, False, True]))
+    assert metrics["final"]["mean"] == 0.5 and metrics["online@100"]["mean"] == 0.5
+    assert metrics["loss"]["mean"] == pytest.approx(0.2)
+
+
+def test_accuracy_curve_windows_and_band():
+    correct = np.ones((100, 4), dtype=bool)
+    correct[:50, :2] = False
+    curve = accuracy_curve(correct, points=100, min_window=25)
+    assert curve["step"] == [25, 50, 75, 100]
+    assert curve["mean"] == [0.5, 0.5, 1.0, 1.0]
+    assert curve["low"][0] < 0.5 < curve["high"][0]
+
+
+def tiny_run(data_root, learners=("sgd", "adam:num_layers=2"), envs=("VSML/SumSign-Online-v0",), **kw):
+    specs = [LearnerSpec.parse(text) for text in learners]
+    return run_benchmark(specs, list(envs), seeds=3, episode_length=120, seed=5, data_root=str(data_root),
+                         few_shot_episodes=6, progress=False, **kw)
+
+
+def test_the_same_seed_reproduces_the_same_table(data_root):
+    first = tiny_run(data_root, envs=("VSML/SumSign-Online-v0", "VSML/MNIST-Online-v0"))
+    second = tiny_run(data_root, envs=("VSML/SumSign-Online-v0", "VSML/MNIST-Online-v0"))
+    assert leaderboard_markdown(first, "acc@100") == leaderboard_markdown(second, "acc@100")
+    assert first[0]["correct"] == second[0]["correct"]
+    steps = first[0]["episode_length"]
+    recovered = unpack_correct(first[0]["correct"], steps)
+    assert recovered.shape == (steps, 3)
+    assert run_metrics(recovered, np.zeros_like(recovered, dtype=float), np.ones(steps, bool))["final"] == \
+        pytest.approx(first[0]["metrics"]["final"])
+
+
+def test_plug_in_learner_appears_and_missing_data_is_marked(tmp_path, data_root):
+    register_learner("echo_plugin", DataEcho, overwrite=True)
+    try:
+        records = run_benchmark([LearnerSpec.parse("echo_plugin"), LearnerSpec.parse("sgd")],
+                                ["VSML/SumSign-Online-v0", "VSML/KMNIST-Online-v0"], seeds=2, episode_length=30,
+                                data_root=str(tmp_path), progress=False)  # an empty data root: KMNIST is missing
+    finally:
+        _REGISTERED.pop("echo_plugin", None)
+    table = leaderboard_markdown(records, "final")
+    assert "| echo_plugin |" in table and "| sgd |" in table
+    assert table.count("n/a (data missing)") == 2
+    kmnist = [r for r in records if r["env"] == "VSML/KMNIST-Online-v0"]
+    assert len(kmnist) == 2
+    assert all(not r["available"] and "vsml-gym data download kmnist" in r["reason"] for r in kmnist)
+
+
+def test_plots_and_tables_are_written(tmp_path, data_root):
+    records = tiny_run(data_root, envs=("VSML/SumSign-Online-v0", "VSML/Omniglot-5Way1Shot-v0"))
+    paths = write_outputs(records, tmp_path, metric="final", introspect="sgd")
+    import matplotlib.image as mpimg
+
+    for key in ("curves", "online", "introspection"):
+        image = mpimg.imread(paths[key])
+        assert paths[key].stat().st_size > 5000 and image.std() > 0.01, key  # a real, non-blank picture
+    assert "**" in paths["markdown"].read_text()  # the best entry is bold
+    rows = paths["csv"].read_text().splitlines()
+    assert rows[0].startswith("learner,env,available,metric") and len(rows) > 5
+
+
+def test_leaderboard_command_merges_result_files(tmp_path, data_root, capsys):
+    for name, learner in (("a", "sgd"), ("b", "adam")):
+        (tmp_path / name).mkdir()
+        records = tiny_run(data_root, learners=(learner,))
+        (tmp_path / name / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert cli_main(["leaderboard", str(tmp_path / "a" / "results.jsonl"), str(tmp_path / "b" / "results.jsonl"),
+                     "--metric", "online@100", "--out", str(tmp_path / "merged")]) == 0
+    table = capsys.readouterr().out
+    assert "| sgd |" in table and "| adam |" in table
+    assert len(read_records([tmp_path / "merged" / "results.jsonl"])) == 2
+    with pytest.warns(UserWarning, match="second result"):
+        read_records([tmp_path / "a" / "results.jsonl", tmp_path / "a" / "results.jsonl"])
+
+
+def test_learner_specs_parse_options_and_checkpoints(tmp_path):
+    spec = LearnerSpec.parse("adam:num_layers=2,lr=0.003")
+    assert spec.name == "adam" and spec.options == {"num_layers": 2, "lr": 0.003}
+    with pytest.raises(ValueError, match="key=value"):
+        LearnerSpec.parse("adam:num_layers")
+    from agents.training import load_config, make_trainer
+
+    config = load_config(None, [f"output_dir={tmp_path}", "name=ck", "learner.name=meta_rnn",
+                                "learner.options={hidden_size: 4}", "training.population_size=4",
+                                "training.iterations=1", "training.episode_length=5", "evaluation.every=0",
+                                "training.tasks=[VSML/SumSign-Online-v0]"])
+    trainer = make_trainer(config, progress=False)
+    trainer.run()
+    spec = LearnerSpec.parse(str(trainer.checkpoint_path))
+    assert spec.name == "meta_rnn" and spec.options == {"hidden_size": 4} and "ck @ 1" in spec.label
+    learner_params = spec.params(type("L", (), {"init_params": None})())
+    assert torch.equal(learner_params[0], trainer.center().detach())
