@@ -23,6 +23,7 @@ _BUILTIN = {
     "fw_memory": "agents.fw_memory:FWMemory",
     "sgd": "agents.gradient:SGDLearner",
     "adam": "agents.gradient:AdamLearner",
+    "vsml_cloned": "agents.cloning.learner:ClonedBackpropVSML",
 }
 _REGISTERED: dict[str, LearnerFactory] = {}
 

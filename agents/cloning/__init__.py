@@ -1,0 +1,1 @@
+"""Learning-algorithm cloning: a VSML sub-LSTM trained to implement online backprop (SPEC 6)."""
