@@ -24,7 +24,7 @@ METRIC_HELP = {
     "online@100": "cumulative (prequential) accuracy over the first 100 examples",
     "final": "accuracy over the last 10% of the episode",
     "loss": "mean cross-entropy over the episode",
-    "query": "few-shot tasks: accuracy (loss) of the scored query, one episode per seed",
+    "query": "accuracy (or loss) of the scored query, one episode per seed",
 }
 
 
