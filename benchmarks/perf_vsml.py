@@ -9,7 +9,8 @@ of T online steps on MNIST test images (random inputs if the data is absent), th
 prediction fed back at the next step. Every (implementation, population) runs in its own
 subprocess, one after the other, so peak memory is measured per run. Implementations:
 `baseline` (benchmarks/vsml_baseline.py), `vsml` (agents.vsml as shipped: the fused Triton tick
-on CUDA), `vsml-eager` (agents.vsml with the fused kernel switched off). `--rollout` times the
+on CUDA, the C++ tick of agents/vsml/cpu_ticks.py on the CPU), `vsml-eager` (agents.vsml with
+both fused kernels switched off). `--rollout` times the
 whole ES evaluation instead: `agents.rollout` over the native vector env (antithetic pairs sharing
 streams), as one reference ES step evaluates 1024 pairs x 500 examples. Prints one JSON document.
 """
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.vsml import VSML  # noqa: E402
+from agents.vsml.cpu_ticks import cpu_kernel_available  # noqa: E402
 from benchmarks.vsml_baseline import baseline_step  # noqa: E402
 
 INPUTS, CLASSES, N, M, TICKS = 784, 10, 16, 8, 2
@@ -97,7 +99,8 @@ def run_worker(implementation: str, population: int, steps: int, device_name: st
     return {"implementation": implementation, "population": population, "steps": steps, "seconds": round(seconds, 4),
             "examples_per_s": round(population * steps / seconds, 1), "peak_memory_mb": round(peak / 2**20, 1),
             "peak_memory_kind": "cuda allocated" if device.type == "cuda" else "process max RSS",
-            "flops_per_example": flops_per_example(implementation), "data": source}
+            "flops_per_example": flops_per_example(implementation), "data": source,
+            "cpu_kernel": device.type == "cpu" and implementation != "baseline" and cpu_kernel_available()}
 
 
 def run_rollout(population: int, steps: int, device_name: str, data_root: str | None) -> dict:
@@ -147,7 +150,8 @@ def main() -> None:
         for implementation in args.implementations:
             command = [sys.executable, __file__, "--worker", implementation, str(population), "--steps", str(args.steps),
                        "--device", args.device] + (["--data-root", args.data_root] if args.data_root else [])
-            env = {**os.environ, "VSML_GYM_FUSED_KERNEL": "0" if implementation == "vsml-eager" else "1"}
+            fused = "0" if implementation == "vsml-eager" else "1"
+            env = {**os.environ, "VSML_GYM_FUSED_KERNEL": fused, "VSML_GYM_CPU_KERNEL": fused}
             result = subprocess.run(command, capture_output=True, text=True, env=env)
             if result.returncode:
                 runs.append({"implementation": implementation, "population": population, "error": result.stderr[-2000:]})

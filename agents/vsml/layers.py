@@ -15,6 +15,7 @@ import os
 import torch
 import torch.nn.functional as F
 
+from agents.vsml.cpu_ticks import cpu_dense_ticks, cpu_tick_supported
 from agents.vsml.sub_lstm import SubLSTMParams, lstm_update, member_matmul, per_member, read_out
 from agents.vsml.triton_tick import fused_dense_ticks, fused_tick_supported
 
@@ -70,6 +71,8 @@ class DenseLayer(Layer):
         v = self._b_term(p, bwd, coords)  # (P, B, O, 4N)
         if _use_fused_kernel(h, c, u, v, p.w_h):
             h, c = fused_dense_ticks(h, c, u, v, p.w_h, ticks, clip)
+        elif _use_cpu_kernel(h, c, u, v, p.w_h):
+            h, c = cpu_dense_ticks(h, c, u, v, p.w_h, ticks, clip)
         else:
             inputs = (u.unsqueeze(3) + v.unsqueeze(2)).view(pop, -1, u.shape[-1])  # the same for every tick
             for _ in range(ticks):
@@ -131,7 +134,16 @@ def _use_fused_kernel(*tensors: torch.Tensor) -> bool:
     """The Triton tick has no backward: use it on the GPU when no gradient is being recorded."""
     if not FUSED_KERNEL_ENABLED or not fused_tick_supported(tensors[0]):
         return False
-    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+    return not _records_gradient(tensors)
+
+
+def _use_cpu_kernel(*tensors: torch.Tensor) -> bool:
+    """The C++ tick has no backward either: the same rule on the CPU (VSML_GYM_CPU_KERNEL=0 disables it)."""
+    return not _records_gradient(tensors) and cpu_tick_supported(tensors[0])
+
+
+def _records_gradient(tensors: tuple[torch.Tensor, ...]) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _clipped(h: torch.Tensor, c: torch.Tensor, clip: float | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,372 @@
+// Fused micro ticks of a dense VSML layer on the CPU: the semantics of
+// agents/vsml/triton_tick.py::fused_dense_ticks for float32 tensors.
+//
+// Every sub-LSTM s = (p, b, a, o) does, `ticks` times with the same inputs,
+//   gates = h_s @ W_h[p] + u[p, b, a] + v[p, b, o]      (internal order i, f, o, 2g)
+//   c = sig(f) c + sig(i) (2 sig(2g) - 1);  h = sig(o) (2 sig(2c) - 1);  optional clip.
+// The eager version writes and re-reads the 4N gates several times per tick; here the states
+// are read and written once per call and everything in between stays in registers and L1.
+//
+// AVX2 path (picked at run time, so the file builds with plain -O3 anywhere): 8 sub-LSTMs
+// with consecutive input units a and the same output unit o share one register, lane l
+// holding a0 + l, states transposed to structure-of-arrays. Then v[p, b, o] is a broadcast,
+// u[p, b, a0..a0+7] one transposed block reused for all O outputs, and every gate column is
+// sum_k h_k (8 lanes) * W[k][col] (broadcast): W (N x 4N floats) stays in L1. Two groups of
+// 8 (outputs o, o + 1) share every broadcast of W. Other CPUs and state sizes take the scalar
+// path, which computes the same thing one sub-LSTM at a time.
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/from_blob.h>
+#include <c10/core/impl/alloc_cpu.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define VSML_X86 1
+#include <immintrin.h>
+#endif
+
+namespace {
+
+struct Problem {
+  const float *h, *c, *u, *v, *w;  // (P, B, A, O, N) x2, (P, B, A, 4N), (P, B, O, 4N), (P, N, 4N)
+  float *h_out, *c_out;
+  int64_t batch, num_a, num_o, n;
+  int64_t ticks;
+  bool clip;
+  float clip_value;
+  bool stream;  // write the outputs with streaming stores (AVX2 path)
+
+  int64_t state_row(int64_t pb, int64_t a, int64_t o) const { return ((pb * num_a + a) * num_o + o) * n; }
+  int64_t u_row(int64_t pb, int64_t a) const { return (pb * num_a + a) * 4 * n; }
+  int64_t v_row(int64_t pb, int64_t o) const { return (pb * num_o + o) * 4 * n; }
+  const float* weights(int64_t pb) const { return w + (pb / batch) * n * 4 * n; }
+};
+
+constexpr int64_t kLanes = 8;             // sub-LSTMs per work item along a (one AVX2 register)
+constexpr int64_t kStreamBytes = 16 << 20;  // outputs beyond this bypass the caches
+
+// ------------------------------------------------------------------------------------ scalar
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// All sub-LSTMs (pb, a0..a0+7, *) one after the other.
+void scalar_item(const Problem& pr, int64_t pb, int64_t a0) {
+  const int64_t n = pr.n, a_end = std::min(a0 + kLanes, pr.num_a);
+  const float* w = pr.weights(pb);
+  std::vector<float> gates(4 * n), h(n), c(n);
+  for (int64_t a = a0; a < a_end; ++a) {
+    const float* u = pr.u + pr.u_row(pb, a);
+    for (int64_t o = 0; o < pr.num_o; ++o) {
+      const float* v = pr.v + pr.v_row(pb, o);
+      const int64_t row = pr.state_row(pb, a, o);
+      std::copy(pr.h + row, pr.h + row + n, h.begin());
+      std::copy(pr.c + row, pr.c + row + n, c.begin());
+      for (int64_t t = 0; t < pr.ticks; ++t) {
+        for (int64_t col = 0; col < 4 * n; ++col) gates[col] = u[col] + v[col];
+        for (int64_t k = 0; k < n; ++k)
+          for (int64_t col = 0; col < 4 * n; ++col) gates[col] += h[k] * w[k * 4 * n + col];
+        for (int64_t j = 0; j < n; ++j) {
+          const float i = sigmoid(gates[j]), f = sigmoid(gates[n + j]), out = sigmoid(gates[2 * n + j]);
+          const float g = 2.0f * sigmoid(gates[3 * n + j]) - 1.0f;
+          float cj = f * c[j] + i * g;
+          float hj = out * (2.0f * sigmoid(2.0f * cj) - 1.0f);
+          if (pr.clip) {
+            cj = std::min(std::max(cj, -pr.clip_value), pr.clip_value);
+            hj = std::min(std::max(hj, -pr.clip_value), pr.clip_value);
+          }
+          c[j] = cj;
+          h[j] = hj;
+        }
+      }
+      std::copy(h.begin(), h.end(), pr.h_out + row);
+      std::copy(c.begin(), c.end(), pr.c_out + row);
+    }
+  }
+}
+
+// -------------------------------------------------------------------------------------- AVX2
+#ifdef VSML_X86
+#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
+
+// In-place sigmoids 1 / (1 + exp(-x)) of K registers, computed in lockstep: each is a chain
+// of ~15 dependent instructions, and interleaving K of them keeps the FMA units busy where
+// the out-of-order window would not reach the next chain.
+//   exp(-x) = 2^n exp(r), -x = n ln2 + r, |r| <= ln2 / 2, exp(r) by a degree-5 polynomial
+// (a relative-error fit on that interval: 2e-7 with float rounding). A sigmoid turns a
+// relative error d of exp(-x) into an absolute one of at most d / 4, and for large |n|
+// (where a one-part ln2 loses digits) it is saturated anyway. The argument is clamped so that
+// 2^n stays a normal float; NaN passes through (min/max return their second operand). The
+// division is exactly rounded and on current cores no slower than a refined reciprocal.
+template <int K>
+AVX2_INLINE void sigmoids(__m256* x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 magic = _mm256_set1_ps(12582912.0f);  // adding 1.5 * 2^23 rounds to an integer
+  __m256 z[K], shifted[K], r[K], p[K];
+  for (int k = 0; k < K; ++k) z[k] = _mm256_max_ps(_mm256_set1_ps(-87.0f), _mm256_min_ps(_mm256_set1_ps(88.0f), -x[k]));
+  for (int k = 0; k < K; ++k) shifted[k] = _mm256_fmadd_ps(z[k], _mm256_set1_ps(1.44269502163f), magic);  // n + magic
+  for (int k = 0; k < K; ++k)
+    r[k] = _mm256_fnmadd_ps(_mm256_sub_ps(shifted[k], magic), _mm256_set1_ps(0.693147182465f), z[k]);
+  for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(_mm256_set1_ps(8.296206594e-03f), r[k], _mm256_set1_ps(4.192535579e-02f));
+  for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(1.666764915e-01f));
+  for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(4.999880493e-01f));
+  for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(9.999996424e-01f));
+  for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(1.000000119e+00f));
+  for (int k = 0; k < K; ++k) {
+    const __m256i exponent = _mm256_slli_epi32(_mm256_castps_si256(shifted[k]), 23);  // n << 23
+    const __m256 scale = _mm256_castsi256_ps(_mm256_add_epi32(exponent, _mm256_set1_epi32(127 << 23)));
+    x[k] = _mm256_div_ps(one, _mm256_fmadd_ps(p[k], scale, one));
+  }
+}
+
+AVX2_INLINE void transpose8x8(__m256 (&r)[8]) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
+
+// out[j] lane l = rows[l][col + j], j < 8
+AVX2_INLINE void load_transposed(const float* const (&rows)[kLanes], int64_t col, __m256* out) {
+  __m256 r[8];
+  for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(rows[l] + col);
+  transpose8x8(r);
+  for (int j = 0; j < 8; ++j) out[j] = r[j];
+}
+
+// rows[l][k] = in[k] lane l, k < N. Streaming stores write each row (whole cache lines)
+// past the caches: no read for ownership of lines that are overwritten anyway.
+template <int N>
+AVX2_INLINE void store_transposed(const __m256* in, float* const (&rows)[kLanes], bool stream) {
+  __m256 r[N / 8][8];
+  for (int b = 0; b < N / 8; ++b) {
+    for (int j = 0; j < 8; ++j) r[b][j] = in[8 * b + j];
+    transpose8x8(r[b]);
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    for (int b = 0; b < N / 8; ++b) {
+      if (stream)
+        _mm256_stream_ps(rows[l] + 8 * b, r[b][l]);
+      else
+        _mm256_storeu_ps(rows[l] + 8 * b, r[b][l]);
+    }
+  }
+}
+
+// Gate pre-activations of G groups for one tick: pre[g][col] = u + v + h @ W, column col
+// of the internal order (i, f, o, 2g). A separate (not inlined) function so that the
+// compiler keeps its 4G accumulators in registers instead of the sigmoid's constants.
+template <int N, int G>
+AVX2 __attribute__((noinline)) void avx2_gates(const __m256 (&h)[G][N], const __m256* u_t, const float* const (&v)[G],
+                                               const float* w, __m256 (&pre)[G][4 * N]) {
+  for (int j = 0; j < N; ++j) {
+    __m256 acc[G][4];  // columns q N + j, q = i, f, o, g
+    for (int q = 0; q < 4; ++q)
+      for (int g = 0; g < G; ++g) acc[g][q] = _mm256_add_ps(u_t[q * N + j], _mm256_set1_ps(v[g][q * N + j]));
+    for (int k = 0; k < N; ++k) {
+      for (int q = 0; q < 4; ++q) {
+        const __m256 wk = _mm256_set1_ps(w[k * 4 * N + q * N + j]);  // shared by the G groups
+        for (int g = 0; g < G; ++g) acc[g][q] = _mm256_fmadd_ps(h[g][k], wk, acc[g][q]);
+      }
+    }
+    for (int q = 0; q < 4; ++q)
+      for (int g = 0; g < G; ++g) pre[g][q * N + j] = acc[g][q];
+  }
+}
+
+// The LSTM cells of G groups from their gate pre-activations: updates c and h. All gates
+// first, then all cells: independent work, four sigmoids at a time.
+template <int N, int G>
+AVX2 __attribute__((noinline)) void avx2_cells(__m256 (&pre)[G][4 * N], __m256 (&c)[G][N], __m256 (&h)[G][N],
+                                               bool clip, float clip_value) {
+  constexpr int K = 4;
+  const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+  const __m256 lo = _mm256_set1_ps(-clip_value), hi = _mm256_set1_ps(clip_value);
+  for (int g = 0; g < G; ++g)
+    for (int col = 0; col < 4 * N; col += K) sigmoids<K>(pre[g] + col);
+  for (int g = 0; g < G; ++g) {
+    for (int j0 = 0; j0 < N; j0 += K) {
+      __m256 squashed[K];  // tanh c = 2 sigmoid(2c) - 1
+      for (int j = j0; j < j0 + K; ++j) {
+        const __m256 cell = _mm256_fmsub_ps(two, pre[g][3 * N + j], one);  // tanh via sigmoid of 2g
+        c[g][j] = _mm256_fmadd_ps(pre[g][N + j], c[g][j], _mm256_mul_ps(pre[g][j], cell));
+        squashed[j - j0] = _mm256_mul_ps(c[g][j], two);
+      }
+      sigmoids<K>(squashed);
+      for (int j = j0; j < j0 + K; ++j) {
+        h[g][j] = _mm256_mul_ps(pre[g][2 * N + j], _mm256_fmsub_ps(two, squashed[j - j0], one));
+        if (clip) {
+          c[g][j] = _mm256_max_ps(lo, _mm256_min_ps(hi, c[g][j]));
+          h[g][j] = _mm256_max_ps(lo, _mm256_min_ps(hi, h[g][j]));
+        }
+      }
+    }
+  }
+}
+
+// G groups of 8 sub-LSTMs (pb, a0 + lane, o0 + g), all ticks. u_t: the block's u transposed
+// (4N registers); lanes past the last input unit read `zeros` and write `sink`.
+template <int N, int G>
+AVX2 void avx2_groups(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, int64_t o0, const __m256* u_t,
+                      const float* zeros, float* sink) {
+  __m256 h[G][N], c[G][N], pre[G][4 * N];
+  const float* v[G];
+  for (int g = 0; g < G; ++g) {
+    const float* h_rows[kLanes];
+    const float* c_rows[kLanes];
+    for (int l = 0; l < kLanes; ++l) {
+      const int64_t row = pr.state_row(pb, a0 + l, o0 + g);
+      h_rows[l] = l < lanes ? pr.h + row : zeros;
+      c_rows[l] = l < lanes ? pr.c + row : zeros;
+    }
+    for (int k = 0; k < N; k += 8) {
+      load_transposed(h_rows, k, h[g] + k);
+      load_transposed(c_rows, k, c[g] + k);
+    }
+    v[g] = pr.v + pr.v_row(pb, o0 + g);
+  }
+  for (int64_t t = 0; t < pr.ticks; ++t) {
+    avx2_gates<N, G>(h, u_t, v, pr.weights(pb), pre);
+    avx2_cells<N, G>(pre, c, h, pr.clip, pr.clip_value);
+  }
+  for (int g = 0; g < G; ++g) {
+    float* h_rows[kLanes];
+    float* c_rows[kLanes];
+    for (int l = 0; l < kLanes; ++l) {
+      const int64_t row = pr.state_row(pb, a0 + l, o0 + g);
+      h_rows[l] = l < lanes ? pr.h_out + row : sink;
+      c_rows[l] = l < lanes ? pr.c_out + row : sink;
+    }
+    store_transposed<N>(h[g], h_rows, pr.stream);
+    store_transposed<N>(c[g], c_rows, pr.stream);
+  }
+}
+
+// All sub-LSTMs (pb, a0..a0+7, *): u transposed once, then the outputs two at a time.
+template <int N>
+AVX2 void avx2_item(const Problem& pr, int64_t pb, int64_t a0) {
+  alignas(32) static const float zeros[4 * N] = {};
+  alignas(32) float sink[N];  // aligned for the streaming stores
+  const int64_t lanes = std::min(kLanes, pr.num_a - a0);
+  const float* u_rows[kLanes];
+  for (int l = 0; l < kLanes; ++l) u_rows[l] = l < lanes ? pr.u + pr.u_row(pb, a0 + l) : zeros;
+  __m256 u_t[4 * N];
+  for (int col = 0; col < 4 * N; col += 8) load_transposed(u_rows, col, u_t + col);
+  int64_t o = 0;
+  for (; o + 2 <= pr.num_o; o += 2) avx2_groups<N, 2>(pr, pb, a0, lanes, o, u_t, zeros, sink);
+  if (o < pr.num_o) avx2_groups<N, 1>(pr, pb, a0, lanes, o, u_t, zeros, sink);
+  if (pr.stream) _mm_sfence();  // streaming stores are weakly ordered
+}
+#endif
+
+// Output buffers of dead state tensors, for reuse. glibc hands multi-megabyte blocks back to
+// the OS on free, so a fresh (P, B, A, O, N) output page-faults in on every call: for P = 32
+// thousands of faults that cost more than the ticks themselves.
+class BufferPool {
+ public:
+  at::Tensor empty(at::IntArrayRef sizes) {
+    const size_t bytes = c10::multiply_integers(sizes) * sizeof(float);
+    void* data = take(bytes);
+    if (data == nullptr) data = c10::alloc_cpu(bytes);
+    return at::from_blob(data, sizes, [this, bytes](void* block) { give(block, bytes); }, at::dtype(at::kFloat));
+  }
+
+ private:
+  static constexpr size_t kMaxFree = 8;
+  struct Block {
+    void* data;
+    size_t bytes;
+  };
+
+  void* take(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = std::find_if(free_.begin(), free_.end(), [&](const Block& b) { return b.bytes == bytes; });
+    if (it == free_.end()) return nullptr;
+    void* data = it->data;
+    free_.erase(it);
+    return data;
+  }
+
+  void give(void* data, size_t bytes) {
+    if (data == nullptr) return;  // empty tensors
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_.size() == kMaxFree) {  // the oldest goes
+      c10::free_cpu(free_.front().data);
+      free_.erase(free_.begin());
+    }
+    free_.push_back({data, bytes});
+  }
+
+  std::mutex mutex_;
+  std::vector<Block> free_;
+};
+
+using ItemFn = void (*)(const Problem&, int64_t, int64_t);
+
+ItemFn pick_item([[maybe_unused]] int64_t n) {
+#ifdef VSML_X86
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    switch (n) {
+      case 8: return avx2_item<8>;
+      case 16: return avx2_item<16>;
+      case 32: return avx2_item<32>;
+      default: break;
+    }
+  }
+#endif
+  return scalar_item;
+}
+
+std::tuple<at::Tensor, at::Tensor> dense_ticks(const at::Tensor& h, const at::Tensor& c, const at::Tensor& u,
+                                               const at::Tensor& v, const at::Tensor& w_h, int64_t ticks,
+                                               std::optional<double> clip) {
+  TORCH_CHECK(h.dim() == 5 && c.sizes() == h.sizes(), "h, c: (P, B, A, O, N), got ", h.sizes(), " and ", c.sizes());
+  const int64_t pop = h.size(0), batch = h.size(1), num_a = h.size(2), num_o = h.size(3), n = h.size(4);
+  TORCH_CHECK(u.sizes() == at::IntArrayRef({pop, batch, num_a, 4 * n}), "u: expected (P, B, A, 4N), got ", u.sizes());
+  TORCH_CHECK(v.sizes() == at::IntArrayRef({pop, batch, num_o, 4 * n}), "v: expected (P, B, O, 4N), got ", v.sizes());
+  TORCH_CHECK(w_h.sizes() == at::IntArrayRef({pop, n, 4 * n}), "w_h: expected (P, N, 4N), got ", w_h.sizes());
+  TORCH_CHECK(ticks >= 0, "ticks must be >= 0, got ", ticks);
+  for (const at::Tensor* t : {&h, &c, &u, &v, &w_h})
+    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat, "dense_ticks takes float32 CPU tensors");
+  const at::Tensor hc = h.contiguous(), cc = c.contiguous(), uc = u.contiguous(), vc = v.contiguous(),
+                   wc = w_h.contiguous();
+  static BufferPool* pool = new BufferPool;  // never destroyed: tensors may outlive static destructors
+  at::Tensor h_out = pool->empty(hc.sizes()), c_out = pool->empty(cc.sizes());
+  // outputs that the caches could not keep for the next reader anyway are streamed to memory
+  const bool stream = 2 * h_out.nbytes() > kStreamBytes && n % 16 == 0;  // 16 floats: whole cache lines
+  const Problem pr{hc.data_ptr<float>(), cc.data_ptr<float>(), uc.data_ptr<float>(), vc.data_ptr<float>(),
+                   wc.data_ptr<float>(), h_out.data_ptr<float>(), c_out.data_ptr<float>(), batch, num_a, num_o, n,
+                   ticks, clip.has_value(), static_cast<float>(clip.value_or(0.0)), stream};
+  const ItemFn item = pick_item(n);
+  const int64_t blocks = (num_a + kLanes - 1) / kLanes, items = pop * batch * blocks;
+  const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), items));
+  // dynamic: on a shared machine a descheduled thread must not hold up the others
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
+  for (int64_t i = 0; i < items; ++i) item(pr, i / blocks, (i % blocks) * kLanes);
+  return {h_out, c_out};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(vsml_gym, m) {
+  m.def("dense_ticks(Tensor h, Tensor c, Tensor u, Tensor v, Tensor w_h, int ticks, float? clip) -> (Tensor, Tensor)",
+        &dense_ticks);
+}

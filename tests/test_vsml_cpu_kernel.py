@@ -1,0 +1,114 @@
+"""The C++ dense tick (agents/vsml/csrc/dense_ticks.cpp) against the eager tick it replaces.
+
+No skips: a machine that cannot build the extension fails here with the build error, rather
+than silently testing the eager path against itself."""
+
+import pytest
+import torch
+
+from agents.vsml import VSML, cpu_ticks, layers
+from agents.vsml.layers import DenseLayer
+from agents.vsml.sub_lstm import SubLSTMParams
+
+
+@pytest.fixture(scope="module", autouse=True)
+def extension():
+    cpu_ticks.load_extension()  # raises the build error
+
+
+def random_params(learner, population, seed=0):
+    params = learner.init_params(population, seed=seed)
+    return params + 0.3 * torch.randn(params.shape, generator=torch.Generator().manual_seed(seed + 100))
+
+
+def dense_run(monkeypatch, kernel, layer, p, h, *args):
+    monkeypatch.setattr(cpu_ticks, "ENABLED", kernel)
+    with torch.no_grad():
+        assert layers._use_cpu_kernel(h) == kernel  # not the eager path against itself
+        return layer.run(p, h, *args)
+
+
+# (P, B, A, O, N): A not a multiple of 8 (ragged lane block), odd O (a single group of 8 left),
+# B > 1, P > 1, N = 8 / 16 / 32 (AVX2 path) and N = 12 (scalar path)
+SHAPES = [(1, 1, 784, 10, 16), (2, 3, 13, 5, 16), (3, 1, 7, 1, 8), (1, 2, 9, 3, 32), (2, 2, 5, 3, 12)]
+
+
+def assert_kernel_matches_eager(monkeypatch, shape, ticks, clip, scale):
+    pop, batch, num_a, num_o, n = shape
+    learner = VSML((num_a,), num_o, state_size=n, coordinates=True)
+    p = SubLSTMParams(learner.shape, learner.param_spec.unflatten(random_params(learner, pop)))
+    gen = torch.Generator().manual_seed(sum(shape) + ticks)
+    h = torch.rand(pop, batch, num_a, num_o, n, generator=gen) * 2 - 1
+    c = torch.randn(pop, batch, num_a, num_o, n, generator=gen)
+    # large messages drive the gate pre-activations far into the sigmoids' saturation
+    fwd = torch.randn(pop, batch, num_a, 8, generator=gen) * scale
+    bwd = torch.randn(pop, batch, num_o, 8, generator=gen) * scale
+    layer = DenseLayer(num_a, num_o)
+    args = (p, h, c, fwd, bwd, ticks, (0.5, 0.1), clip)
+    kernel = dense_run(monkeypatch, True, layer, *args)
+    eager = dense_run(monkeypatch, False, layer, *args)
+    for got, want in zip(kernel, eager):  # h, c, outgoing forward and backward messages
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("ticks", [1, 2, 3])
+@pytest.mark.parametrize("clip", [None, 0.7])
+@pytest.mark.parametrize("scale", [1.0, 50.0], ids=["moderate", "saturating"])
+def test_kernel_equals_eager_dense_tick(monkeypatch, shape, ticks, clip, scale):
+    assert_kernel_matches_eager(monkeypatch, shape, ticks, clip, scale)
+
+
+def test_kernel_equals_eager_dense_tick_for_outputs_past_the_caches(monkeypatch):
+    """Outputs over 16 MB take the streaming-store path: P = 24 MNIST-sized layers."""
+    assert_kernel_matches_eager(monkeypatch, (24, 1, 784, 10, 16), 2, None, 1.0)
+
+
+def test_kernel_propagates_nan_and_leaves_earlier_outputs_alone():
+    """NaN states stay NaN (the envs' NaN checks rely on it), and recycled output buffers never
+    overwrite tensors still alive."""
+    gen = torch.Generator().manual_seed(0)
+    h, c = torch.randn(2, 1, 9, 3, 16, generator=gen), torch.randn(2, 1, 9, 3, 16, generator=gen)
+    u, v = torch.randn(2, 1, 9, 64, generator=gen), torch.randn(2, 1, 3, 64, generator=gen)
+    w = torch.randn(2, 16, 64, generator=gen) / 4
+    h[1, 0, 4, 2, 7] = float("nan")
+    h1, c1 = cpu_ticks.cpu_dense_ticks(h, c, u, v, w, 2)
+    assert torch.isnan(h1[1, 0, 4, 2]).all() and torch.isnan(c1[1, 0, 4, 2]).all()
+    assert torch.isfinite(h1[0]).all() and torch.isfinite(h1[1, 0, :4]).all()
+    kept = h1.clone(), c1.clone()
+    for _ in range(5):
+        cpu_ticks.cpu_dense_ticks(h, c, u, v, w, 2)
+    torch.testing.assert_close((h1, c1), kept, equal_nan=True, atol=0, rtol=0)
+
+
+def test_kernel_is_not_used_while_gradients_are_recorded():
+    """It has no backward: with autograd recording, the eager tick runs."""
+    learner = VSML((6,), 3)
+    params = random_params(learner, 1).requires_grad_()
+    p = SubLSTMParams(learner.shape, learner.param_spec.unflatten(params))
+    h = torch.zeros(1, 1, 6, 3, 16)
+    assert not layers._use_cpu_kernel(h, p.w_h)
+    with torch.no_grad():
+        assert layers._use_cpu_kernel(h, p.w_h)
+
+
+@pytest.mark.parametrize("options", [{}, {"state_clip": 1.0, "layers": [{"type": "dense", "size": 5}, {"type": "dense"}]}],
+                         ids=["default", "deep_clipped"])
+def test_vsml_episode_gives_the_same_logits_with_and_without_the_kernel(monkeypatch, options):
+    learner = VSML((1, 28, 28), 10, **options)
+    params = random_params(learner, 2, seed=3)
+    gen = torch.Generator().manual_seed(4)
+    xs, labels = torch.randn(20, 2, 2, 1, 28, 28, generator=gen), torch.randint(0, 10, (20, 2, 2), generator=gen)
+    runs = []
+    for kernel in (True, False):
+        monkeypatch.setattr(cpu_ticks, "ENABLED", kernel)
+        state = learner.initial_state(params, 2, torch.Generator().manual_seed(5))
+        error, logits_seen = torch.zeros(2, 2, 10), []
+        with torch.no_grad():
+            for x, label in zip(xs, labels):
+                target = torch.nn.functional.one_hot(label, 10).float()
+                logits, state = learner.step(params, state, {"x": x, "error": error, "label": target})
+                error = torch.softmax(logits, -1) - target
+                logits_seen.append(logits)
+        runs.append(torch.stack(logits_seen))
+    torch.testing.assert_close(runs[0], runs[1], atol=1e-5, rtol=1e-5)
