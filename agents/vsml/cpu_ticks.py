@@ -71,8 +71,10 @@ def cpu_kernel_available() -> bool:
     return ENABLED and _build() is None
 
 
-def cpu_tick_supported(h: torch.Tensor) -> bool:
-    return h.device.type == "cpu" and h.dtype == torch.float32 and cpu_kernel_available()
+def cpu_tick_supported(*tensors: torch.Tensor) -> bool:
+    """The kernel takes float32 CPU tensors only."""
+    fits = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+    return fits and cpu_kernel_available()
 
 
 def cpu_dense_ticks(h: torch.Tensor, c: torch.Tensor, u: torch.Tensor, v: torch.Tensor, w_h: torch.Tensor,

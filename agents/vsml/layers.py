@@ -139,7 +139,7 @@ def _use_fused_kernel(*tensors: torch.Tensor) -> bool:
 
 def _use_cpu_kernel(*tensors: torch.Tensor) -> bool:
     """The C++ tick has no backward either: the same rule on the CPU (VSML_GYM_CPU_KERNEL=0 disables it)."""
-    return not _records_gradient(tensors) and cpu_tick_supported(tensors[0])
+    return not _records_gradient(tensors) and cpu_tick_supported(*tensors)
 
 
 def _records_gradient(tensors: tuple[torch.Tensor, ...]) -> bool:
