@@ -238,6 +238,22 @@ def test_population_batching_equals_members_one_by_one(name):
             torch.testing.assert_close(logits[p : p + 1], alone, atol=1e-5, rtol=1e-4)
 
 
+def test_parameters_changed_in_place_are_seen_by_the_next_step():
+    """The learner reuses its per-layer parameter views while `params` is unchanged; an in-place
+    update (as an optimiser does) must not leave it stepping with the old values."""
+    learner = VSML((6,), 3, backward_pass=True)
+    params = random_params(learner, population=2)
+    obs = {"x": torch.randn(2, 1, 6), "error": torch.randn(2, 1, 3), "label": torch.zeros(2, 1, 3)}
+    state = learner.initial_state(params, 1, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        _, state = learner.step(params, state, obs)
+        params.mul_(1.5)
+        got, _ = learner.step(params, state, obs)
+        want, _ = VSML((6,), 3, backward_pass=True).step(params.clone(), state, obs)  # a fresh learner
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, learner.step(params / 1.5, state, obs)[0])
+
+
 def test_batched_la_averages_the_first_half_of_the_states_over_the_batch():
     learner = VSML((4,), 2, batch_average=True, state_clip=0.5)
     params = random_params(learner)

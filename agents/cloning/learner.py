@@ -75,16 +75,14 @@ class ClonedBackpropVSML(VSML):
         if state["t"] == 0 or len(self.layers) == 1:
             return super().step(params, state, obs)
         # run the backward tick ourselves, then clear the hidden layers' backward messages
-        named = self.param_spec.unflatten(params)
+        forward_lstms, backward_lstms = self._sub_lstms(params)
         state = dict(state)
         feedback = self._feedback_messages(obs)
-        self._run(self._sub_lstms(named, self._backward_prefixes), state, state["prev_x"], feedback, True,
-                  state["t"])
+        self._run(backward_lstms, state, state["prev_x"], feedback, True, state["t"])
         for i in range(len(self.layers) - 1):
             state[f"bwd_in{i}"] = torch.zeros_like(state[f"bwd_in{i}"])
         self._average_over_batch(state)
-        logits = self._run(self._sub_lstms(named, self._forward_prefixes), state, obs["x"],
-                           torch.zeros_like(feedback), False, state["t"])
+        logits = self._run(forward_lstms, state, obs["x"], torch.zeros_like(feedback), False, state["t"])
         state["prev_x"] = obs["x"]
         state["t"] = state["t"] + 1
         if self.tanh_bound:

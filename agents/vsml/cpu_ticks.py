@@ -78,9 +78,10 @@ def cpu_tick_supported(*tensors: torch.Tensor) -> bool:
 
 
 def cpu_dense_ticks(h: torch.Tensor, c: torch.Tensor, u: torch.Tensor, v: torch.Tensor, w_h: torch.Tensor,
-                    ticks: int = 1, clip: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    ticks: int = 1, clip: float | None = None) -> tuple[torch.Tensor, ...]:
     """`ticks` micro ticks in one call, shapes as `triton_tick.fused_dense_ticks`: h, c (P, B, A, O, N);
     u (P, B, A, 4N); v (P, B, O, 4N); w_h (P, N, 4N); states clipped to [-clip, clip] after every
-    tick if clip is given. Returns new (h, c); no autograd."""
+    tick if clip is given. Returns the new h and c, and the new h's means over a (P, B, O, N) and
+    over o (P, B, A, N), which the read-outs need; no autograd."""
     load_extension()
     return torch.ops.vsml_gym.dense_ticks(h, c, u, v, w_h, ticks, None if clip is None else float(clip))

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from agents.vsml.cpu_ticks import cpu_dense_ticks, cpu_tick_supported
-from agents.vsml.sub_lstm import SubLSTMParams, lstm_update, member_matmul, per_member, read_out
+from agents.vsml.sub_lstm import SubLSTMParams, linear_read_out, lstm_update, member_matmul, per_member, read_out
 from agents.vsml.triton_tick import fused_dense_ticks, fused_tick_supported
 
 #: set VSML_GYM_FUSED_KERNEL=0 to run the eager tick on the GPU too (e.g. to compare)
@@ -69,10 +69,13 @@ class DenseLayer(Layer):
         if coords is not None:
             u = u + self._a_term(p).unsqueeze(1)
         v = self._b_term(p, bwd, coords)  # (P, B, O, 4N)
-        if _use_fused_kernel(h, c, u, v, p.w_h):
+        if _use_cpu_kernel(h, c, u, v, p.w_h):
+            h, c, mean_over_a, mean_over_o = cpu_dense_ticks(h, c, u, v, p.w_h, ticks, clip)
+            if p.ln is None:  # the kernel took the means while h was in registers
+                return (h, c, linear_read_out(mean_over_a, p.fwd_w, p.fwd_b),
+                        linear_read_out(mean_over_o, p.bwd_w, p.bwd_b))
+        elif _use_fused_kernel(h, c, u, v, p.w_h):
             h, c = fused_dense_ticks(h, c, u, v, p.w_h, ticks, clip)
-        elif _use_cpu_kernel(h, c, u, v, p.w_h):
-            h, c = cpu_dense_ticks(h, c, u, v, p.w_h, ticks, clip)
         else:
             inputs = (u.unsqueeze(3) + v.unsqueeze(2)).view(pop, -1, u.shape[-1])  # the same for every tick
             for _ in range(ticks):

@@ -101,6 +101,7 @@ class VSML(Learner):
         self.feed_label, self.backward_pass, self.state_clip = feed_label, backward_pass, state_clip
         self.batch_average, self.coordinates, self.time_scale = batch_average, coordinates, time_scale
         self.init_rand_proportion = init_rand_proportion
+        self._sub_lstm_cache: tuple[tuple[torch.Tensor, int], tuple[list, list]] | None = None
         count = len(self.layers) if layerwise_rnns else 1
         self._forward_prefixes = [f"layer{i}." if layerwise_rnns else "" for i in range(len(self.layers))]
         self._backward_prefixes = self._forward_prefixes
@@ -150,27 +151,38 @@ class VSML(Learner):
 
     # -- stepping -------------------------------------------------------------------------------
     def step(self, params: torch.Tensor, state: State, obs: Observation) -> tuple[torch.Tensor, State]:
-        named = self.param_spec.unflatten(params)
+        forward_lstms, backward_lstms = self._sub_lstms(params)
         state = dict(state)
         feedback = self._feedback_messages(obs)
         t = state["t"]
         if self.backward_pass:
             if t > 0:  # the error of the previous example flows back through it, last layer first
-                self._run(self._sub_lstms(named, self._backward_prefixes), state, state["prev_x"], feedback, True, t)
+                self._run(backward_lstms, state, state["prev_x"], feedback, True, t)
             self._average_over_batch(state)
-            logits = self._run(self._sub_lstms(named, self._forward_prefixes), state, obs["x"],
-                               torch.zeros_like(feedback), False, t)
+            logits = self._run(forward_lstms, state, obs["x"], torch.zeros_like(feedback), False, t)
             state["prev_x"] = obs["x"]
         else:
             self._average_over_batch(state)
-            logits = self._run(self._sub_lstms(named, self._forward_prefixes), state, obs["x"], feedback, False, t)
+            logits = self._run(forward_lstms, state, obs["x"], feedback, False, t)
         state["t"] = t + 1
         if self.tanh_bound:
             logits = torch.tanh(logits / self.tanh_bound) * self.tanh_bound
         return logits, state
 
-    def _sub_lstms(self, named: dict[str, torch.Tensor], prefixes: list[str]) -> list[SubLSTMParams]:
-        return [SubLSTMParams(self.shape, named, prefix) for prefix in prefixes]
+    def _sub_lstms(self, params: torch.Tensor) -> tuple[list[SubLSTMParams], list[SubLSTMParams]]:
+        """The layers' sub-LSTM parameters for the forward and the backward pass. Reused while the
+        same, unmodified `params` come back and no gradient is recorded (a rollout calls `step`
+        hundreds of times with one tensor): rebuilding them is a good part of a small step."""
+        key = (params, params._version)
+        cached = self._sub_lstm_cache
+        if cached is not None and cached[0][0] is params and cached[0][1] == params._version:
+            return cached[1]
+        named = self.param_spec.unflatten(params)
+        built = ([SubLSTMParams(self.shape, named, prefix) for prefix in self._forward_prefixes],
+                 [SubLSTMParams(self.shape, named, prefix) for prefix in self._backward_prefixes])
+        recording = torch.is_grad_enabled() and params.requires_grad
+        self._sub_lstm_cache = None if recording else (key, built)  # a graph must not be reused
+        return built
 
     def _feedback_messages(self, obs: Observation) -> torch.Tensor:
         """Backward messages into the output units: [error, label or 0, 0, ...] (P, B, C, M)."""

@@ -4,6 +4,8 @@
 // Every sub-LSTM s = (p, b, a, o) does, `ticks` times with the same inputs,
 //   gates = h_s @ W_h[p] + u[p, b, a] + v[p, b, o]      (internal order i, f, o, 2g)
 //   c = sig(f) c + sig(i) (2 sig(2g) - 1);  h = sig(o) (2 sig(2c) - 1);  optional clip.
+// It also returns the means of the new h over a and over o, which the linear read-outs of the
+// outgoing messages need: taken while h is in registers, they spare two passes over the states.
 // The eager version writes and re-reads the 4N gates several times per tick; here the states
 // are read and written once per call and everything in between stays in registers and L1.
 //
@@ -18,6 +20,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/from_blob.h>
+#include <ATen/ops/sum.h>
+#include <ATen/ops/empty.h>
 #include <c10/core/impl/alloc_cpu.h>
 #include <torch/library.h>
 
@@ -35,10 +39,13 @@
 
 namespace {
 
+constexpr int64_t kLanes = 8;  // sub-LSTMs per work item along a (one AVX2 register)
+
 struct Problem {
   const float *h, *c, *u, *v, *w;  // (P, B, A, O, N) x2, (P, B, A, 4N), (P, B, O, 4N), (P, N, 4N)
   float *h_out, *c_out;
-  int64_t batch, num_a, num_o, n;
+  float *mean_o, *sum_a;  // (P, B, A, N) means over o; (P, B, blocks, O, N) each block's sums over a / A
+  int64_t batch, num_a, num_o, n, blocks;
   int64_t ticks;
   bool clip;
   float clip_value;
@@ -48,9 +55,10 @@ struct Problem {
   int64_t u_row(int64_t pb, int64_t a) const { return (pb * num_a + a) * 4 * n; }
   int64_t v_row(int64_t pb, int64_t o) const { return (pb * num_o + o) * 4 * n; }
   const float* weights(int64_t pb) const { return w + (pb / batch) * n * 4 * n; }
+  float* mean_o_row(int64_t pb, int64_t a) const { return mean_o + (pb * num_a + a) * n; }
+  float* sum_a_row(int64_t pb, int64_t a0, int64_t o) const { return sum_a + ((pb * blocks + a0 / kLanes) * num_o + o) * n; }
 };
 
-constexpr int64_t kLanes = 8;             // sub-LSTMs per work item along a (one AVX2 register)
 constexpr int64_t kStreamBytes = 16 << 20;  // outputs beyond this bypass the caches
 
 // ------------------------------------------------------------------------------------ scalar
@@ -60,8 +68,9 @@ float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 void scalar_item(const Problem& pr, int64_t pb, int64_t a0) {
   const int64_t n = pr.n, a_end = std::min(a0 + kLanes, pr.num_a);
   const float* w = pr.weights(pb);
-  std::vector<float> gates(4 * n), h(n), c(n);
+  std::vector<float> gates(4 * n), h(n), c(n), sum_o(n), sum_a(pr.num_o * n, 0.0f);
   for (int64_t a = a0; a < a_end; ++a) {
+    std::fill(sum_o.begin(), sum_o.end(), 0.0f);
     const float* u = pr.u + pr.u_row(pb, a);
     for (int64_t o = 0; o < pr.num_o; ++o) {
       const float* v = pr.v + pr.v_row(pb, o);
@@ -87,8 +96,15 @@ void scalar_item(const Problem& pr, int64_t pb, int64_t a0) {
       }
       std::copy(h.begin(), h.end(), pr.h_out + row);
       std::copy(c.begin(), c.end(), pr.c_out + row);
+      for (int64_t j = 0; j < n; ++j) {
+        sum_o[j] += h[j];
+        sum_a[o * n + j] += h[j];
+      }
     }
+    for (int64_t j = 0; j < n; ++j) pr.mean_o_row(pb, a)[j] = sum_o[j] / pr.num_o;
   }
+  for (int64_t o = 0; o < pr.num_o; ++o)
+    for (int64_t j = 0; j < n; ++j) pr.sum_a_row(pb, a0, o)[j] = sum_a[o * n + j] / pr.num_a;
 }
 
 // -------------------------------------------------------------------------------------- AVX2
@@ -110,14 +126,16 @@ AVX2_INLINE void sigmoids(__m256* x) {
   const __m256 one = _mm256_set1_ps(1.0f);
   const __m256 magic = _mm256_set1_ps(12582912.0f);  // adding 1.5 * 2^23 rounds to an integer
   __m256 z[K], shifted[K], r[K], p[K];
-  for (int k = 0; k < K; ++k) z[k] = _mm256_max_ps(_mm256_set1_ps(-87.0f), _mm256_min_ps(_mm256_set1_ps(88.0f), -x[k]));
-  for (int k = 0; k < K; ++k) shifted[k] = _mm256_fmadd_ps(z[k], _mm256_set1_ps(1.44269502163f), magic);  // n + magic
+  // z = -x is never formed: n = round(-x log2e) comes from x directly, q = x + n ln2 = -r, and
+  // the polynomial in r is evaluated in q with its odd coefficients negated
+  for (int k = 0; k < K; ++k) z[k] = _mm256_max_ps(_mm256_set1_ps(-88.0f), _mm256_min_ps(_mm256_set1_ps(87.0f), x[k]));
+  for (int k = 0; k < K; ++k) shifted[k] = _mm256_fmadd_ps(z[k], _mm256_set1_ps(-1.44269502163f), magic);  // n + magic
   for (int k = 0; k < K; ++k)
-    r[k] = _mm256_fnmadd_ps(_mm256_sub_ps(shifted[k], magic), _mm256_set1_ps(0.693147182465f), z[k]);
-  for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(_mm256_set1_ps(8.296206594e-03f), r[k], _mm256_set1_ps(4.192535579e-02f));
-  for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(1.666764915e-01f));
+    r[k] = _mm256_fmadd_ps(_mm256_sub_ps(shifted[k], magic), _mm256_set1_ps(0.693147182465f), z[k]);  // q = -r
+  for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(_mm256_set1_ps(-8.296206594e-03f), r[k], _mm256_set1_ps(4.192535579e-02f));
+  for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(-1.666764915e-01f));
   for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(4.999880493e-01f));
-  for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(9.999996424e-01f));
+  for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(-9.999996424e-01f));
   for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(1.000000119e+00f));
   for (int k = 0; k < K; ++k) {
     const __m256i exponent = _mm256_slli_epi32(_mm256_castps_si256(shifted[k]), 23);  // n << 23
@@ -224,9 +242,22 @@ AVX2 __attribute__((noinline)) void avx2_cells(__m256 (&pre)[G][4 * N], __m256 (
 
 // G groups of 8 sub-LSTMs (pb, a0 + lane, o0 + g), all ticks. u_t: the block's u transposed
 // (4N registers); lanes past the last input unit read `zeros` and write `sink`.
+// Sums over the valid lanes: out[k] = sum_{l < lanes} in[k] lane l, k < N.
+template <int N>
+AVX2_INLINE void lane_sums(const __m256* in, __m256 lane_mask, __m256 scale, float* out) {
+  for (int b = 0; b < N / 8; ++b) {
+    __m256 r[8];
+    for (int j = 0; j < 8; ++j) r[j] = _mm256_and_ps(in[8 * b + j], lane_mask);
+    transpose8x8(r);  // r[l]: lane l's values of k = 8b..8b+7
+    for (int step = 4; step > 0; step /= 2)
+      for (int l = 0; l < step; ++l) r[l] = _mm256_add_ps(r[l], r[l + step]);
+    _mm256_storeu_ps(out + 8 * b, _mm256_mul_ps(r[0], scale));
+  }
+}
+
 template <int N, int G>
 AVX2 void avx2_groups(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, int64_t o0, const __m256* u_t,
-                      const float* zeros, float* sink) {
+                      __m256 lane_mask, __m256* sum_o, const float* zeros, float* sink) {
   __m256 h[G][N], c[G][N], pre[G][4 * N];
   const float* v[G];
   for (int g = 0; g < G; ++g) {
@@ -257,7 +288,22 @@ AVX2 void avx2_groups(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, 
     }
     store_transposed<N>(h[g], h_rows, pr.stream);
     store_transposed<N>(c[g], c_rows, pr.stream);
+    lane_sums<N>(h[g], lane_mask, _mm256_set1_ps(1.0f / pr.num_a), pr.sum_a_row(pb, a0, o0 + g));
+    for (int k = 0; k < N; ++k) sum_o[k] = _mm256_add_ps(sum_o[k], h[g][k]);
   }
+}
+
+// Asks for the memory of the next item (pb, a0..a0+7) while this one computes: items read
+// their rows strided, which the hardware prefetchers do not anticipate from one item to the next.
+AVX2_INLINE void prefetch_item(const Problem& pr, int64_t pb, int64_t a0) {
+  constexpr int64_t kLine = 64 / sizeof(float);
+  const int64_t a_end = std::min(a0 + kLanes, pr.num_a);
+  for (int64_t i = pr.state_row(pb, a0, 0); i < pr.state_row(pb, a_end, 0); i += kLine) {
+    _mm_prefetch(reinterpret_cast<const char*>(pr.h + i), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(pr.c + i), _MM_HINT_T0);
+  }
+  for (int64_t i = pr.u_row(pb, a0); i < pr.u_row(pb, a_end); i += kLine)
+    _mm_prefetch(reinterpret_cast<const char*>(pr.u + i), _MM_HINT_T0);
 }
 
 // All sub-LSTMs (pb, a0..a0+7, *): u transposed once, then the outputs two at a time.
@@ -265,14 +311,23 @@ template <int N>
 AVX2 void avx2_item(const Problem& pr, int64_t pb, int64_t a0) {
   alignas(32) static const float zeros[4 * N] = {};
   alignas(32) float sink[N];  // aligned for the streaming stores
+  if (a0 + kLanes < pr.num_a) prefetch_item(pr, pb, a0 + kLanes);
   const int64_t lanes = std::min(kLanes, pr.num_a - a0);
   const float* u_rows[kLanes];
   for (int l = 0; l < kLanes; ++l) u_rows[l] = l < lanes ? pr.u + pr.u_row(pb, a0 + l) : zeros;
   __m256 u_t[4 * N];
   for (int col = 0; col < 4 * N; col += 8) load_transposed(u_rows, col, u_t + col);
+  const __m256 lane_mask = _mm256_castsi256_ps(
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(lanes)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+  __m256 sum_o[N];  // lane l: the sum over o of h (pb, a0 + l, o, k)
+  for (int k = 0; k < N; ++k) sum_o[k] = _mm256_setzero_ps();
   int64_t o = 0;
-  for (; o + 2 <= pr.num_o; o += 2) avx2_groups<N, 2>(pr, pb, a0, lanes, o, u_t, zeros, sink);
-  if (o < pr.num_o) avx2_groups<N, 1>(pr, pb, a0, lanes, o, u_t, zeros, sink);
+  for (; o + 2 <= pr.num_o; o += 2) avx2_groups<N, 2>(pr, pb, a0, lanes, o, u_t, lane_mask, sum_o, zeros, sink);
+  if (o < pr.num_o) avx2_groups<N, 1>(pr, pb, a0, lanes, o, u_t, lane_mask, sum_o, zeros, sink);
+  float* mean_rows[kLanes];
+  for (int l = 0; l < kLanes; ++l) mean_rows[l] = l < lanes ? pr.mean_o_row(pb, a0 + l) : sink;
+  for (int k = 0; k < N; ++k) sum_o[k] = _mm256_mul_ps(sum_o[k], _mm256_set1_ps(1.0f / pr.num_o));
+  store_transposed<N>(sum_o, mean_rows, false);
   if (pr.stream) _mm_sfence();  // streaming stores are weakly ordered
 }
 #endif
@@ -335,9 +390,9 @@ ItemFn pick_item([[maybe_unused]] int64_t n) {
   return scalar_item;
 }
 
-std::tuple<at::Tensor, at::Tensor> dense_ticks(const at::Tensor& h, const at::Tensor& c, const at::Tensor& u,
-                                               const at::Tensor& v, const at::Tensor& w_h, int64_t ticks,
-                                               std::optional<double> clip) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_ticks(
+    const at::Tensor& h, const at::Tensor& c, const at::Tensor& u, const at::Tensor& v, const at::Tensor& w_h,
+    int64_t ticks, std::optional<double> clip) {
   TORCH_CHECK(h.dim() == 5 && c.sizes() == h.sizes(), "h, c: (P, B, A, O, N), got ", h.sizes(), " and ", c.sizes());
   const int64_t pop = h.size(0), batch = h.size(1), num_a = h.size(2), num_o = h.size(3), n = h.size(4);
   TORCH_CHECK(u.sizes() == at::IntArrayRef({pop, batch, num_a, 4 * n}), "u: expected (P, B, A, 4N), got ", u.sizes());
@@ -352,21 +407,26 @@ std::tuple<at::Tensor, at::Tensor> dense_ticks(const at::Tensor& h, const at::Te
   at::Tensor h_out = pool->empty(hc.sizes()), c_out = pool->empty(cc.sizes());
   // outputs that the caches could not keep for the next reader anyway are streamed to memory
   const bool stream = 2 * h_out.nbytes() > kStreamBytes && n % 16 == 0;  // 16 floats: whole cache lines
-  const Problem pr{hc.data_ptr<float>(), cc.data_ptr<float>(), uc.data_ptr<float>(), vc.data_ptr<float>(),
-                   wc.data_ptr<float>(), h_out.data_ptr<float>(), c_out.data_ptr<float>(), batch, num_a, num_o, n,
-                   ticks, clip.has_value(), static_cast<float>(clip.value_or(0.0)), stream};
-  const ItemFn item = pick_item(n);
   const int64_t blocks = (num_a + kLanes - 1) / kLanes, items = pop * batch * blocks;
+  at::Tensor mean_o = at::empty({pop, batch, num_a, n}, hc.options());
+  at::Tensor sum_a = at::empty({pop, batch, blocks, num_o, n}, hc.options());
+  const Problem pr{hc.data_ptr<float>(), cc.data_ptr<float>(), uc.data_ptr<float>(), vc.data_ptr<float>(),
+                   wc.data_ptr<float>(), h_out.data_ptr<float>(), c_out.data_ptr<float>(), mean_o.data_ptr<float>(),
+                   sum_a.data_ptr<float>(), batch, num_a, num_o, n, blocks, ticks, clip.has_value(),
+                   static_cast<float>(clip.value_or(0.0)), stream};
+  const ItemFn item = pick_item(n);
   const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), items));
-  // dynamic: on a shared machine a descheduled thread must not hold up the others
-#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
+  // dynamic: on a shared machine a descheduled thread must not hold up the others; in runs of
+  // four consecutive items, so that the item prefetched is mostly the thread's next one
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (threads > 1)
   for (int64_t i = 0; i < items; ++i) item(pr, i / blocks, (i % blocks) * kLanes);
-  return {h_out, c_out};
+  return {h_out, c_out, sum_a.sum(2), mean_o};
 }
 
 }  // namespace
 
 TORCH_LIBRARY(vsml_gym, m) {
-  m.def("dense_ticks(Tensor h, Tensor c, Tensor u, Tensor v, Tensor w_h, int ticks, float? clip) -> (Tensor, Tensor)",
+  m.def("dense_ticks(Tensor h, Tensor c, Tensor u, Tensor v, Tensor w_h, int ticks, float? clip) "
+        "-> (Tensor, Tensor, Tensor, Tensor)",
         &dense_ticks);
 }
