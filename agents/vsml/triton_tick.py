@@ -9,7 +9,8 @@ between micro ticks touch global memory, which is what makes large populations f
 version writes and re-reads the gates several times per tick.
 
 The arithmetic is the same as `sub_lstm.lstm_update` (internal gate order (i, f, o, 2g)), so
-results match the eager path to float32 rounding. Usable when Triton and a CUDA device are
+results match the eager path to about float32 rounding (the sigmoids use the hardware's
+approximate 2^x and reciprocal, relative errors ~2^-22). Usable when Triton and a CUDA device are
 present (or under TRITON_INTERPRET=1, for testing on the CPU) and the state size is a power of
 two >= 16.
 """
