@@ -31,6 +31,9 @@ class Learner(ABC):
     name: ClassVar[str] = ""
     #: whether the learner has meta-parameters worth meta-training (SGD/Adam have none)
     meta_learned: ClassVar[bool] = True
+    #: True when the B streams of a member form ONE learner (a batched learning algorithm):
+    #: independent runs then need one member each, not one stream each
+    pools_streams: bool = False
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
         self.input_shape = tuple(int(s) for s in input_shape)

@@ -3,7 +3,8 @@
 For MNIST and Fashion-MNIST (test split), shallow (784 x 10) and deep (784 x 32 x 10) networks,
 batch 64 with state averaging (one learner per member), `--steps` steps of 64 examples:
 `vsml_cloned` (shipped clone) against `BackpropReference` (true online backprop of the same
-network with the same learning rates). Writes results.json, learning_curves.png and
+network with the same learning rates), unbounded and with its weights clipped to the range the
+clone can store (|w| <= scale). Writes results.json, learning_curves.png and
 forward_error.png (forward-message error over inputs x and weights w) to --out.
 
     OMP_NUM_THREADS=1 VSML_GYM_DATA=/work/shared/data python benchmarks/cloning.py
@@ -31,6 +32,8 @@ from agents.cloning.train import evaluate_clone, load_clone  # noqa: E402
 
 ENVS = {"MNIST": "VSML/MNIST-Online-v0", "Fashion-MNIST": "VSML/FashionMNIST-Online-v0"}
 NETS = {"shallow": (), "deep": (32,)}
+LEARNERS = {"clone": "VSML (cloned backprop)", "backprop": "online backprop (SGD)",
+            "backprop_bounded": "online backprop, |w| <= 4 (the clone's range)"}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -39,12 +42,13 @@ def run(args: argparse.Namespace) -> dict:
                "clone_rms_errors": evaluate_clone(clone, targets), "settings": []}
     for data, env_id in ENVS.items():
         for net, hidden in NETS.items():
-            for kind in ("clone", "backprop"):
+            for kind in LEARNERS:
                 if kind == "clone":
                     learner = make_learner("vsml_cloned", (1, 28, 28), 10, hidden=hidden)
                 else:
+                    clip = targets.scale if kind == "backprop_bounded" else None
                     learner = BackpropReference((1, 28, 28), 10, hidden=hidden, lr=targets.lr, bias_lr=targets.bias_lr,
-                                                backward=targets.backward)
+                                                backward=targets.backward, weight_clip=clip)
                 params = learner.init_params(args.seeds)
                 envs = gym.make_vec(env_id, num_envs=args.batch * args.seeds, split="test",
                                     episode_length=args.steps, data_root=args.data_root)
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> dict:
                           "final_accuracy": final.mean().item(), "final_accuracy_per_seed": final.tolist(),
                           "seconds": time.time() - started}
                 results["settings"].append(record)
-                print(f"{data:14s} {net:8s} {kind:9s} final acc {record['final_accuracy']:.3f} "
+                print(f"{data:14s} {net:8s} {kind:16s} final acc {record['final_accuracy']:.3f} "
                       f"({record['seconds']:.0f}s)", flush=True)
     return results
 
@@ -69,8 +73,8 @@ def plot_curves(results: dict, path: Path) -> None:
         for rec in results["settings"]:
             if rec["dataset"] == data and rec["net"] == net:
                 x = [(t + 1) * results["batch"] for t in range(len(rec["curve"]))]
-                label = "VSML (cloned backprop)" if rec["learner"] == "clone" else "online backprop (SGD)"
-                ax.plot(x, rec["curve"], label=label)
+                style = "--" if rec["learner"] == "backprop_bounded" else "-"
+                ax.plot(x, rec["curve"], style, label=LEARNERS[rec["learner"]])
         ax.set_title(f"{data}, {net}")
         ax.set_xlabel("examples seen")
         ax.grid(alpha=0.3)

@@ -133,3 +133,35 @@ def test_learner_specs_parse_options_and_checkpoints(tmp_path):
     assert spec.name == "meta_rnn" and spec.options == {"hidden_size": 4} and "ck @ 1" in spec.label
     learner_params = spec.params(None)  # a checkpoint needs no learner to give its meta-parameters
     assert torch.equal(learner_params[0], trainer.center().detach())
+
+
+class PooledEcho(DataEcho):
+    """DataEcho declared as a batched learner, recording the (P, B) layout of what it sees."""
+
+    pools_streams = True
+    layouts: list = []
+
+    def step(self, params, state, obs):
+        self.layouts.append(tuple(obs["x"].shape[:2]))
+        return super().step(params, state, obs)
+
+
+def test_a_batched_learner_gets_one_member_per_run():
+    """A learner whose streams form one learner (VSML with batch_average, the cloned backprop)
+    must not pool the leaderboard's independent runs: each run becomes a member with one stream,
+    and the per-run records line up with those of a stream-per-run learner on the same data."""
+    register_learner("pooled_echo", PooledEcho, overwrite=True)
+    register_learner("echo_plugin", DataEcho, overwrite=True)
+    try:
+        pooled, plain = run_benchmark([LearnerSpec.parse("pooled_echo"), LearnerSpec.parse("echo_plugin")],
+                                      ["VSML/SumSign-Online-v0"], seeds=3, episode_length=20, progress=False)
+    finally:
+        _REGISTERED.pop("pooled_echo", None)
+        _REGISTERED.pop("echo_plugin", None)
+    assert set(PooledEcho.layouts) == {(3, 1)}
+    assert pooled["runs"] == plain["runs"] == 3
+    assert pooled["correct"] == plain["correct"] and pooled["metrics"] == plain["metrics"]
+    from agents.cloning.learner import ClonedBackpropVSML
+    from agents.vsml import VSML
+    assert ClonedBackpropVSML((4,), 2).pools_streams and VSML((4,), 2, batch_average=True).pools_streams
+    assert not VSML((4,), 2).pools_streams

@@ -24,8 +24,6 @@ DEFAULT_SUITE = (
     "VSML/MNIST-Online-v0", "VSML/FashionMNIST-Online-v0", "VSML/KMNIST-Online-v0", "VSML/EMNIST-Online-v0",
     "VSML/CIFAR10-Online-v0", "VSML/Random-Online-v0", "VSML/SumSign-Online-v0", "VSML/Omniglot-5Way1Shot-v0",
 )
-# vsml_cloned is not among them: its streams form ONE batched learner (batch_average), so the
-# seeds of a leaderboard cell would not be independent runs
 DEFAULT_LEARNERS = ("sgd", "sgd:num_layers=2", "adam", "adam:num_layers=2", "vsml", "meta_rnn", "hebbian",
                     "fw_memory")
 INTROSPECTION_STEPS = 100
@@ -101,13 +99,17 @@ def run_pair(spec: LearnerSpec, env_id: str, seeds: int, episode_length: int, se
     env = gym.make_vec(env_id, num_envs=runs, device=device, nan_check="episode", **options)
     learner = make_learner(spec.name, env.single_observation_space["x"].shape, env.single_action_space.shape[0],
                            **spec.options)
+    params = spec.params(learner)
+    if learner.pools_streams:  # a batched learner: every run a member of its own with one stream
+        params = params.expand(runs, -1).contiguous()
     start = time.perf_counter()
     with torch.no_grad():
-        result = rollout(learner, spec.params(learner).to(device), env, seed=seed, state_seed=seed, keep_logits=True)
+        result = rollout(learner, params.to(device), env, seed=seed, state_seed=seed, keep_logits=True)
     seconds = time.perf_counter() - start
     env.close()
-    correct = result.correct[:, 0].cpu().numpy()  # (T, S)
-    loss = result.loss[:, 0].cpu().numpy()
+    runs_axis = (slice(None), slice(None), 0) if learner.pools_streams else (slice(None), 0)
+    correct = result.correct[runs_axis].cpu().numpy()  # (T, S)
+    loss = result.loss[runs_axis].cpu().numpy()
     scored = result.scored.cpu().numpy()
     shown = min(INTROSPECTION_STEPS, correct.shape[0])
     return {**record, "available": True, "num_params": learner.num_params, "runs": runs,

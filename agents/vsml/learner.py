@@ -100,6 +100,7 @@ class VSML(Learner):
         self.num_micro_ticks, self.output_idx, self.tanh_bound = num_micro_ticks, output_idx, tanh_bound
         self.feed_label, self.backward_pass, self.state_clip = feed_label, backward_pass, state_clip
         self.batch_average, self.coordinates, self.time_scale = batch_average, coordinates, time_scale
+        self.pools_streams = batch_average
         self.init_rand_proportion = init_rand_proportion
         self._sub_lstm_cache: tuple[tuple[torch.Tensor, int], tuple[list, list]] | None = None
         count = len(self.layers) if layerwise_rnns else 1
