@@ -33,7 +33,7 @@ from agents.cloning.train import evaluate_clone, load_clone  # noqa: E402
 ENVS = {"MNIST": "VSML/MNIST-Online-v0", "Fashion-MNIST": "VSML/FashionMNIST-Online-v0"}
 NETS = {"shallow": (), "deep": (32,)}
 LEARNERS = {"clone": "VSML (cloned backprop)", "backprop": "online backprop (SGD)",
-            "backprop_bounded": "online backprop, |w| <= 4 (the clone's range)"}
+            "backprop_bounded": "online backprop, |w| <= {scale:g} (the clone's range)"}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -74,7 +74,8 @@ def plot_curves(results: dict, path: Path) -> None:
             if rec["dataset"] == data and rec["net"] == net:
                 x = [(t + 1) * results["batch"] for t in range(len(rec["curve"]))]
                 style = "--" if rec["learner"] == "backprop_bounded" else "-"
-                ax.plot(x, rec["curve"], style, label=LEARNERS[rec["learner"]])
+                label = LEARNERS[rec["learner"]].format(scale=results["targets"]["scale"])
+                ax.plot(x, rec["curve"], style, label=label)
         ax.set_title(f"{data}, {net}")
         ax.set_xlabel("examples seen")
         ax.grid(alpha=0.3)

@@ -25,7 +25,7 @@ DEFAULT_SUITE = (
     "VSML/CIFAR10-Online-v0", "VSML/Random-Online-v0", "VSML/SumSign-Online-v0", "VSML/Omniglot-5Way1Shot-v0",
 )
 DEFAULT_LEARNERS = ("sgd", "sgd:num_layers=2", "adam", "adam:num_layers=2", "vsml", "meta_rnn", "hebbian",
-                    "fw_memory")
+                    "fw_memory", "vsml_cloned")
 INTROSPECTION_STEPS = 100
 
 

@@ -102,7 +102,7 @@ class VSML(Learner):
         self.batch_average, self.coordinates, self.time_scale = batch_average, coordinates, time_scale
         self.pools_streams = batch_average
         self.init_rand_proportion = init_rand_proportion
-        self._sub_lstm_cache: tuple[tuple[torch.Tensor, int], tuple[list, list]] | None = None
+        self._sub_lstm_cache: tuple[torch.Tensor, int, tuple[list, list]] | None = None  # (params, version, views)
         count = len(self.layers) if layerwise_rnns else 1
         self._forward_prefixes = [f"layer{i}." if layerwise_rnns else "" for i in range(len(self.layers))]
         self._backward_prefixes = self._forward_prefixes
@@ -174,15 +174,14 @@ class VSML(Learner):
         """The layers' sub-LSTM parameters for the forward and the backward pass. Reused while the
         same, unmodified `params` come back and no gradient is recorded (a rollout calls `step`
         hundreds of times with one tensor): rebuilding them is a good part of a small step."""
-        key = (params, params._version)
         cached = self._sub_lstm_cache
-        if cached is not None and cached[0][0] is params and cached[0][1] == params._version:
-            return cached[1]
+        if cached is not None and cached[0] is params and cached[1] == params._version:
+            return cached[2]
         named = self.param_spec.unflatten(params)
         built = ([SubLSTMParams(self.shape, named, prefix) for prefix in self._forward_prefixes],
                  [SubLSTMParams(self.shape, named, prefix) for prefix in self._backward_prefixes])
         recording = torch.is_grad_enabled() and params.requires_grad
-        self._sub_lstm_cache = None if recording else (key, built)  # a graph must not be reused
+        self._sub_lstm_cache = None if recording else (params, params._version, built)  # a graph must not be reused
         return built
 
     def _feedback_messages(self, obs: Observation) -> torch.Tensor:
