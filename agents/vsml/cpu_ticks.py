@@ -1,12 +1,13 @@
-"""The fused micro ticks of a dense VSML layer on the CPU: a C++ extension (csrc/dense_ticks.cpp).
+"""One step of a dense VSML layer on the CPU: a C++ extension (csrc/dense_layer.cpp).
 
-Same semantics as `triton_tick.fused_dense_ticks`. The eager CPU tick spends its time writing
-and re-reading the gates; the extension keeps them in registers, vectorised with AVX2 (chosen
-at run time, scalar code elsewhere) and parallel over OpenMP threads. It is built on first use
-with torch's JIT extension loader (needs a C++ compiler and ninja; ~20 s) and cached under
-$XDG_CACHE_HOME/vsml_gym/torch_extensions, so later processes only load it. If the build fails
-the learner falls back to the eager tick with one warning. VSML_GYM_CPU_KERNEL=0 disables it
-(e.g. to compare).
+Input terms, micro ticks (the semantics of `triton_tick.fused_dense_ticks`) and read-outs in
+one call. The eager CPU tick spends its time writing and re-reading the gates, and the dozen
+small torch ops around it cost as much as the ticks of one network; the extension keeps the
+gates in registers, vectorised with AVX2 (chosen at run time, scalar code elsewhere) and
+parallel over OpenMP threads. It is built on first use with torch's JIT extension loader (needs
+a C++ compiler and ninja; ~20 s) and cached under $XDG_CACHE_HOME/vsml_gym/torch_extensions, so
+later processes only load it. If the build fails the learner falls back to the eager tick with
+one warning. VSML_GYM_CPU_KERNEL=0 disables it (e.g. to compare).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import torch
 
+from agents.vsml.sub_lstm import SubLSTMParams, message_rows
+
 ENABLED = os.environ.get("VSML_GYM_CPU_KERNEL", "1") != "0"
-SOURCE = Path(__file__).resolve().parent / "csrc" / "dense_ticks.cpp"
+SOURCE = Path(__file__).resolve().parent / "csrc" / "dense_layer.cpp"
 
 
 def build_directory() -> Path:
@@ -40,7 +43,7 @@ def _build() -> Exception | None:
             os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
         directory = build_directory()
         directory.mkdir(parents=True, exist_ok=True)
-        cpp_extension.load(name="vsml_gym_dense_ticks", sources=[str(SOURCE)], extra_cflags=["-O3", "-fopenmp"],
+        cpp_extension.load(name="vsml_gym_dense_layer", sources=[str(SOURCE)], extra_cflags=["-O3", "-fopenmp"],
                            extra_ldflags=["-fopenmp"], build_directory=str(directory), is_python_module=False)
     except Exception as error:  # no compiler, no ninja, a read-only cache...
         warnings.warn(f"the VSML CPU kernel could not be built, using the slower eager tick: {error}", RuntimeWarning)
@@ -77,11 +80,18 @@ def cpu_tick_supported(*tensors: torch.Tensor) -> bool:
     return fits and cpu_kernel_available()
 
 
-def cpu_dense_ticks(h: torch.Tensor, c: torch.Tensor, u: torch.Tensor, v: torch.Tensor, w_h: torch.Tensor,
-                    ticks: int = 1, clip: float | None = None) -> tuple[torch.Tensor, ...]:
-    """`ticks` micro ticks in one call, shapes as `triton_tick.fused_dense_ticks`: h, c (P, B, A, O, N);
-    u (P, B, A, 4N); v (P, B, O, 4N); w_h (P, N, 4N); states clipped to [-clip, clip] after every
-    tick if clip is given. Returns the new h and c, and the new h's means over a (P, B, O, N) and
-    over o (P, B, A, N), which the read-outs need; no autograd."""
+def cpu_dense_layer(p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: torch.Tensor, bwd: torch.Tensor,
+                    ticks: int = 1, clip: float | None = None, u_add: torch.Tensor | None = None,
+                    v_add: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """One step of a dense layer (`DenseLayer.run`) in one call: the input terms u = fwd @ w_fwd
+    (+ u_add (P, A, 4N)) and v = bwd @ w_bwd + bias (+ v_add (P, O, 4N)), `ticks` micro ticks
+    (shapes as `triton_tick.fused_dense_ticks`; states clipped to [-clip, clip] after every tick
+    if clip is given) and, without layer norm, the outgoing messages (linear read-outs of the new
+    h's means). Returns (h, c, forward (P, B, O, M), backward (P, B, A, M)), the messages None
+    with layer norm; no autograd."""
     load_extension()
-    return torch.ops.vsml_gym.dense_ticks(h, c, u, v, w_h, ticks, None if clip is None else float(clip))
+    read_outs = (None,) * 4 if p.ln is not None else (p.fwd_w, p.fwd_b, p.bwd_w, p.bwd_b)
+    h, c, fwd_out, bwd_out = torch.ops.vsml_gym.dense_layer(
+        h, c, fwd, bwd, message_rows(p.w_fwd, fwd), message_rows(p.w_bwd, bwd), p.bias, p.w_h, u_add, v_add,
+        *read_outs, ticks, None if clip is None else float(clip))
+    return (h, c, None, None) if p.ln is not None else (h, c, fwd_out, bwd_out)

@@ -15,8 +15,8 @@ import os
 import torch
 import torch.nn.functional as F
 
-from agents.vsml.cpu_ticks import cpu_dense_ticks, cpu_tick_supported
-from agents.vsml.sub_lstm import SubLSTMParams, linear_read_out, lstm_update, member_matmul, per_member, read_out
+from agents.vsml.cpu_ticks import cpu_dense_layer, cpu_tick_supported
+from agents.vsml.sub_lstm import SubLSTMParams, lstm_update, member_matmul, message_rows, per_member, read_out
 from agents.vsml.triton_tick import fused_dense_ticks, fused_tick_supported
 
 #: set VSML_GYM_FUSED_KERNEL=0 to run the eager tick on the GPU too (e.g. to compare)
@@ -42,14 +42,19 @@ class Layer:
         a = _coordinates(self.num_in, p.w_h.device)
         return a.view(1, -1, 1) * p.w_coord[:, 0].unsqueeze(1)
 
+    def _coordinate_b_term(self, p: SubLSTMParams, coords: tuple[float, float]) -> torch.Tensor:
+        """(P, O, 4N): the gate input of the b, layer and time coordinates."""
+        layer, time = coords
+        _, wb, wl, wt = p.w_coord.unbind(1)  # (P, 4N) each
+        b = _coordinates(self.num_out, p.w_h.device).view(1, -1, 1)
+        return b * wb.unsqueeze(1) + (layer * wl + time * wt).unsqueeze(1)
+
     def _b_term(self, p: SubLSTMParams, bwd: torch.Tensor, coords: tuple[float, float] | None) -> torch.Tensor:
-        """Gate input of the backward message, bias and the b/layer/time coordinates: (P, B, O, 4N)."""
-        v = member_matmul(bwd, p.w_bwd) + per_member(p.bias, bwd.dim())
-        if coords is not None:
-            layer, time = coords
-            _, wb, wl, wt = p.w_coord.unbind(1)  # (P, 4N) each
-            b = _coordinates(self.num_out, bwd.device).view(-1, 1)  # the O axis is the last but one
-            v = v + b * per_member(wb, v.dim()) + per_member(layer * wl + time * wt, v.dim())
+        """Gate input of the backward message, bias and the b/layer/time coordinates: (P, ..., O, 4N)."""
+        v = member_matmul(bwd, message_rows(p.w_bwd, bwd)) + per_member(p.bias, bwd.dim())
+        if coords is not None:  # the O axis is the last but one
+            term = self._coordinate_b_term(p, coords)
+            v = v + term.view(term.shape[0], *([1] * (v.dim() - 3)), *term.shape[1:])
         return v
 
 
@@ -64,17 +69,18 @@ class DenseLayer(Layer):
             ) -> tuple[torch.Tensor, ...]:
         """`ticks` steps of all A x O sub-LSTMs on fixed incoming messages; returns
         (h, c, outgoing forward, outgoing backward) after the last tick."""
+        if _use_cpu_kernel(h, c, fwd, bwd, p.w_h):  # the whole layer step in one C++ call
+            u_add, v_add = (None, None) if coords is None else (self._a_term(p), self._coordinate_b_term(p, coords))
+            h, c, fwd_out, bwd_out = cpu_dense_layer(p, h, c, fwd, bwd, ticks, clip, u_add, v_add)
+            if p.ln is None:
+                return h, c, fwd_out, bwd_out
+            return h, c, read_out(h, p.fwd_w, p.fwd_b, p.ln["fwd"], 2), read_out(h, p.bwd_w, p.bwd_b, p.ln["bwd"], 3)
         pop = h.shape[0]
-        u = member_matmul(fwd, p.w_fwd)  # (P, B, A, 4N)
+        u = member_matmul(fwd, message_rows(p.w_fwd, fwd))  # (P, B, A, 4N)
         if coords is not None:
             u = u + self._a_term(p).unsqueeze(1)
         v = self._b_term(p, bwd, coords)  # (P, B, O, 4N)
-        if _use_cpu_kernel(h, c, u, v, p.w_h):
-            h, c, mean_over_a, mean_over_o = cpu_dense_ticks(h, c, u, v, p.w_h, ticks, clip)
-            if p.ln is None:  # the kernel took the means while h was in registers
-                return (h, c, linear_read_out(mean_over_a, p.fwd_w, p.fwd_b),
-                        linear_read_out(mean_over_o, p.bwd_w, p.bwd_b))
-        elif _use_fused_kernel(h, c, u, v, p.w_h):
+        if _use_fused_kernel(h, c, u, v, p.w_h):
             h, c = fused_dense_ticks(h, c, u, v, p.w_h, ticks, clip)
         else:
             inputs = (u.unsqueeze(3) + v.unsqueeze(2)).view(pop, -1, u.shape[-1])  # the same for every tick
@@ -107,10 +113,10 @@ class ConvLayer(Layer):
             ) -> tuple[torch.Tensor, ...]:
         pop, batch = h.shape[:2]
         ci, height, width = self.in_shape
-        k, m, n4 = self.kernel, fwd.shape[-1], p.w_h.shape[-1]
+        k, m, n4 = self.kernel, p.fwd_w.shape[-1], p.w_h.shape[-1]
         positions = self.out_hw[0] * self.out_hw[1]
         # forward side per input position, gathered per (output position, kernel entry)
-        u_grid = member_matmul(fwd, p.w_fwd)  # (P, B, Ci, H, W, 4N)
+        u_grid = member_matmul(fwd, message_rows(p.w_fwd, fwd))  # (P, B, Ci, H, W, 4N)
         u_grid = u_grid.permute(0, 1, 2, 5, 3, 4).reshape(pop * batch, ci * n4, height, width)
         u = F.unfold(u_grid, k, padding=self.padding, stride=self.stride)  # (PB, Ci*4N*K*K, L)
         u = u.view(pop, batch, ci, n4, k * k, positions).permute(0, 1, 5, 2, 4, 3).reshape(pop, batch, positions, -1, n4)

@@ -185,18 +185,17 @@ class VSML(Learner):
         return built
 
     def _feedback_messages(self, obs: Observation) -> torch.Tensor:
-        """Backward messages into the output units: [error, label or 0, 0, ...] (P, B, C, M)."""
-        error = obs["error"]
-        label = obs["label"] if self.feed_label else torch.zeros_like(error)
-        pad = error.new_zeros(*error.shape, self.shape.message_size - 2)
-        return torch.cat([error.unsqueeze(-1), label.unsqueeze(-1), pad], dim=-1)
+        """Backward messages into the output units: [error, label] (P, B, C, 2) with `feed_label`,
+        else [error] (P, B, C, 1); the other message channels are zero (`sub_lstm.message_rows`)."""
+        error = obs["error"].unsqueeze(-1)
+        return torch.cat([error, obs["label"].unsqueeze(-1)], dim=-1) if self.feed_label else error
 
     def _input_messages(self, x: torch.Tensor) -> torch.Tensor:
-        """Forward messages of the input units: [x_a, 0, ...], flattened unless a conv comes first."""
+        """Forward messages of the input units: [x_a] (the other channels zero), flattened unless
+        a conv comes first."""
         if isinstance(self.layers[0], DenseLayer):
             x = x.flatten(2)
-        pad = x.new_zeros(*x.shape, self.shape.message_size - 1)
-        return torch.cat([x.unsqueeze(-1), pad], dim=-1)
+        return x.unsqueeze(-1)
 
     def _average_over_batch(self, state: State) -> None:
         if not self.batch_average:

@@ -95,15 +95,16 @@ def member_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.bmm(x.reshape(shape[0], -1, shape[-1]), w).view(*shape[:-1], w.shape[-1])
 
 
+def message_rows(w: torch.Tensor, messages: torch.Tensor) -> torch.Tensor:
+    """The rows of an input map (P, M, 4N) that `messages` (P, ..., K) read. Messages may carry
+    only their first K <= M channels (the input units' [x], the error feedback): the others are
+    zero, so their rows add nothing and are not multiplied."""
+    return w[:, : messages.shape[-1]]
+
+
 def per_member(v: torch.Tensor, ndim: int) -> torch.Tensor:
     """(P, K) -> (P, 1, ..., 1, K) with `ndim` dims, to broadcast a member's vector."""
     return v.view(v.shape[0], *([1] * (ndim - 2)), v.shape[-1])
-
-
-def linear_read_out(mean_h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The message of the mean state (P, ..., N) -> (P, ..., M): read-out without layer norm."""
-    out = member_matmul(mean_h, w)
-    return out + per_member(b, out.dim())
 
 
 def read_out(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, ln: tuple[torch.Tensor, torch.Tensor] | None,
@@ -111,7 +112,8 @@ def read_out(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, ln: tuple[torch.
     """Message = mean over `reduce_dim` of the read-outs (linear, optionally layer-normed) of h.
     Without layer norm the mean is taken first: mean and linear map commute."""
     if ln is None:
-        return linear_read_out(h.mean(reduce_dim), w, b)
+        out = member_matmul(h.mean(reduce_dim), w)
+        return out + per_member(b, out.dim())
     messages = member_matmul(h, w) + per_member(b, h.dim())
     scale, offset = ln
     messages = F.layer_norm(messages, messages.shape[-1:]) * per_member(scale, h.dim()) + per_member(offset, h.dim())

@@ -1,13 +1,16 @@
-// Fused micro ticks of a dense VSML layer on the CPU: the semantics of
+// One step of a dense VSML layer on the CPU: input terms, fused micro ticks and the outgoing
+// messages in one call. The ticks have the semantics of
 // agents/vsml/triton_tick.py::fused_dense_ticks for float32 tensors.
 //
 // Every sub-LSTM s = (p, b, a, o) does, `ticks` times with the same inputs,
 //   gates = h_s @ W_h[p] + u[p, b, a] + v[p, b, o]      (internal order i, f, o, 2g)
 //   c = sig(f) c + sig(i) (2 sig(2g) - 1);  h = sig(o) (2 sig(2c) - 1);  optional clip.
-// It also returns the means of the new h over a and over o, which the linear read-outs of the
-// outgoing messages need: taken while h is in registers, they spare two passes over the states.
-// The eager version writes and re-reads the 4N gates several times per tick; here the states
-// are read and written once per call and everything in between stays in registers and L1.
+// with the input terms u = fwd @ W_fwd (+ u_add) per input unit and v = bwd @ W_bwd + bias
+// (+ v_add) per output unit. The outgoing messages are the linear read-outs of the new h's
+// means over a (forward) and over o (backward), the means taken while h is in registers.
+// The eager version writes and re-reads the 4N gates several times per tick, and around it a
+// dozen small torch ops cost as much as the ticks of a single network; here the states are read
+// and written once per call and everything in between stays in registers and L1.
 //
 // AVX2 path (picked at run time, so the file builds with plain -O3 anywhere): 8 sub-LSTMs
 // with consecutive input units a and the same output unit o share one register, lane l
@@ -42,22 +45,67 @@ namespace {
 constexpr int64_t kLanes = 8;  // sub-LSTMs per work item along a (one AVX2 register)
 
 struct Problem {
-  const float *h, *c, *u, *v, *w;  // (P, B, A, O, N) x2, (P, B, A, 4N), (P, B, O, 4N), (P, N, 4N)
+  const float *h, *c;               // (P, B, A, O, N) each
+  const float *fwd, *w_fwd, *u_add;  // (P, B, A, Mf), (P, Mf, 4N), (P, A, 4N) or null
+  const float *v, *w;               // (P, B, O, 4N) (computed first), (P, N, 4N)
+  const float *bwd_w, *bwd_b;       // (P, N, M), (P, M) or null: no read-outs
   float *h_out, *c_out;
-  float *mean_o, *sum_a;  // (P, B, A, N) means over o; (P, B, blocks, O, N) each block's sums over a / A
-  int64_t batch, num_a, num_o, n, blocks;
+  float *sum_a;    // (P, B, blocks, O, N): each block's sums over a / A, for the forward read-out
+  float *bwd_out;  // (P, B, A, M)
+  int64_t batch, num_a, num_o, n, mf, m, blocks;
   int64_t ticks;
   bool clip;
   float clip_value;
   bool stream;  // write the outputs with streaming stores (AVX2 path)
 
+  bool read_outs() const { return bwd_w != nullptr; }
+  int64_t member(int64_t pb) const { return pb / batch; }
   int64_t state_row(int64_t pb, int64_t a, int64_t o) const { return ((pb * num_a + a) * num_o + o) * n; }
-  int64_t u_row(int64_t pb, int64_t a) const { return (pb * num_a + a) * 4 * n; }
   int64_t v_row(int64_t pb, int64_t o) const { return (pb * num_o + o) * 4 * n; }
-  const float* weights(int64_t pb) const { return w + (pb / batch) * n * 4 * n; }
-  float* mean_o_row(int64_t pb, int64_t a) const { return mean_o + (pb * num_a + a) * n; }
+  const float* weights(int64_t pb) const { return w + member(pb) * n * 4 * n; }
   float* sum_a_row(int64_t pb, int64_t a0, int64_t o) const { return sum_a + ((pb * blocks + a0 / kLanes) * num_o + o) * n; }
+
+  // u[p, b, a] = fwd[p, b, a] @ W_fwd[p] (+ u_add[p, a]), 4N floats
+  void u_row(int64_t pb, int64_t a, float* out) const {
+    const int64_t cols = 4 * n, p = member(pb);
+    const float* x = fwd + (pb * num_a + a) * mf;
+    const float* add = u_add ? u_add + (p * num_a + a) * cols : nullptr;
+    for (int64_t col = 0; col < cols; ++col) out[col] = add ? add[col] : 0.0f;
+    for (int64_t k = 0; k < mf; ++k) {
+      const float* wk = w_fwd + (p * mf + k) * cols;
+      for (int64_t col = 0; col < cols; ++col) out[col] += x[k] * wk[col];
+    }
+  }
+
+  // bwd_out[p, b, a] = mean_o[a] @ bwd_w[p] + bwd_b[p], M floats, from the mean over o of h
+  void backward_message(int64_t pb, int64_t a, const float* mean_o) const {
+    const int64_t p = member(pb);
+    float* out = bwd_out + (pb * num_a + a) * m;
+    for (int64_t j = 0; j < m; ++j) out[j] = bwd_b[p * m + j];
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j = 0; j < m; ++j) out[j] += mean_o[k] * bwd_w[(p * n + k) * m + j];
+  }
 };
+
+// y[row] = x[row] @ w[p] + b[p] (+ add[p, row % rows]) for every row of every member: the
+// small matrix products around the ticks (rows x K) @ (K x J), members of `per_member` rows.
+void member_rows(const float* x, const float* w, const float* b, const float* add, float* y, int64_t members,
+                 int64_t per_member, int64_t k_size, int64_t j_size, int64_t add_rows) {
+  at::parallel_for(0, members * per_member, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t p = row / per_member;
+      float* out = y + row * j_size;
+      for (int64_t j = 0; j < j_size; ++j) out[j] = b[p * j_size + j];
+      if (add)
+        for (int64_t j = 0; j < j_size; ++j) out[j] += add[(p * add_rows + row % add_rows) * j_size + j];
+      for (int64_t k = 0; k < k_size; ++k) {
+        const float xk = x[row * k_size + k];
+        const float* wk = w + (p * k_size + k) * j_size;
+        for (int64_t j = 0; j < j_size; ++j) out[j] += xk * wk[j];
+      }
+    }
+  });
+}
 
 constexpr int64_t kStreamBytes = 16 << 20;  // outputs beyond this bypass the caches
 
@@ -68,10 +116,10 @@ float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 void scalar_item(const Problem& pr, int64_t pb, int64_t a0) {
   const int64_t n = pr.n, a_end = std::min(a0 + kLanes, pr.num_a);
   const float* w = pr.weights(pb);
-  std::vector<float> gates(4 * n), h(n), c(n), sum_o(n), sum_a(pr.num_o * n, 0.0f);
+  std::vector<float> u(4 * n), gates(4 * n), h(n), c(n), sum_o(n), sum_a(pr.num_o * n, 0.0f);
   for (int64_t a = a0; a < a_end; ++a) {
     std::fill(sum_o.begin(), sum_o.end(), 0.0f);
-    const float* u = pr.u + pr.u_row(pb, a);
+    pr.u_row(pb, a, u.data());
     for (int64_t o = 0; o < pr.num_o; ++o) {
       const float* v = pr.v + pr.v_row(pb, o);
       const int64_t row = pr.state_row(pb, a, o);
@@ -101,8 +149,10 @@ void scalar_item(const Problem& pr, int64_t pb, int64_t a0) {
         sum_a[o * n + j] += h[j];
       }
     }
-    for (int64_t j = 0; j < n; ++j) pr.mean_o_row(pb, a)[j] = sum_o[j] / pr.num_o;
+    for (int64_t j = 0; j < n; ++j) sum_o[j] /= pr.num_o;
+    if (pr.read_outs()) pr.backward_message(pb, a, sum_o.data());
   }
+  if (!pr.read_outs()) return;
   for (int64_t o = 0; o < pr.num_o; ++o)
     for (int64_t j = 0; j < n; ++j) pr.sum_a_row(pb, a0, o)[j] = sum_a[o * n + j] / pr.num_a;
 }
@@ -288,33 +338,40 @@ AVX2 void avx2_groups(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, 
     }
     store_transposed<N>(h[g], h_rows, pr.stream);
     store_transposed<N>(c[g], c_rows, pr.stream);
+    if (!pr.read_outs()) continue;
     lane_sums<N>(h[g], lane_mask, _mm256_set1_ps(1.0f / pr.num_a), pr.sum_a_row(pb, a0, o0 + g));
     for (int k = 0; k < N; ++k) sum_o[k] = _mm256_add_ps(sum_o[k], h[g][k]);
   }
 }
 
 // Asks for the memory of the next item (pb, a0..a0+7) while this one computes: items read
-// their rows strided, which the hardware prefetchers do not anticipate from one item to the next.
+// their rows strided, which the hardware prefetchers do not anticipate from one item to the
+// next. The output rows are asked for with the intent to write.
 AVX2_INLINE void prefetch_item(const Problem& pr, int64_t pb, int64_t a0) {
   constexpr int64_t kLine = 64 / sizeof(float);
   const int64_t a_end = std::min(a0 + kLanes, pr.num_a);
   for (int64_t i = pr.state_row(pb, a0, 0); i < pr.state_row(pb, a_end, 0); i += kLine) {
     _mm_prefetch(reinterpret_cast<const char*>(pr.h + i), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(pr.c + i), _MM_HINT_T0);
+    if (pr.stream) continue;
+    __builtin_prefetch(pr.h_out + i, 1, 3);
+    __builtin_prefetch(pr.c_out + i, 1, 3);
   }
-  for (int64_t i = pr.u_row(pb, a0); i < pr.u_row(pb, a_end); i += kLine)
-    _mm_prefetch(reinterpret_cast<const char*>(pr.u + i), _MM_HINT_T0);
 }
 
-// All sub-LSTMs (pb, a0..a0+7, *): u transposed once, then the outputs two at a time.
+// All sub-LSTMs (pb, a0..a0+7, *): u computed and transposed once, then the outputs two at a time.
 template <int N>
 AVX2 void avx2_item(const Problem& pr, int64_t pb, int64_t a0) {
   alignas(32) static const float zeros[4 * N] = {};
   alignas(32) float sink[N];  // aligned for the streaming stores
   if (a0 + kLanes < pr.num_a) prefetch_item(pr, pb, a0 + kLanes);
   const int64_t lanes = std::min(kLanes, pr.num_a - a0);
+  alignas(32) float u[kLanes][4 * N];
   const float* u_rows[kLanes];
-  for (int l = 0; l < kLanes; ++l) u_rows[l] = l < lanes ? pr.u + pr.u_row(pb, a0 + l) : zeros;
+  for (int l = 0; l < kLanes; ++l) {
+    if (l < lanes) pr.u_row(pb, a0 + l, u[l]);
+    u_rows[l] = l < lanes ? u[l] : zeros;
+  }
   __m256 u_t[4 * N];
   for (int col = 0; col < 4 * N; col += 8) load_transposed(u_rows, col, u_t + col);
   const __m256 lane_mask = _mm256_castsi256_ps(
@@ -324,11 +381,14 @@ AVX2 void avx2_item(const Problem& pr, int64_t pb, int64_t a0) {
   int64_t o = 0;
   for (; o + 2 <= pr.num_o; o += 2) avx2_groups<N, 2>(pr, pb, a0, lanes, o, u_t, lane_mask, sum_o, zeros, sink);
   if (o < pr.num_o) avx2_groups<N, 1>(pr, pb, a0, lanes, o, u_t, lane_mask, sum_o, zeros, sink);
+  if (pr.stream) _mm_sfence();  // streaming stores are weakly ordered
+  if (!pr.read_outs()) return;
+  alignas(32) float mean_o[kLanes][N];
   float* mean_rows[kLanes];
-  for (int l = 0; l < kLanes; ++l) mean_rows[l] = l < lanes ? pr.mean_o_row(pb, a0 + l) : sink;
+  for (int l = 0; l < kLanes; ++l) mean_rows[l] = mean_o[l];
   for (int k = 0; k < N; ++k) sum_o[k] = _mm256_mul_ps(sum_o[k], _mm256_set1_ps(1.0f / pr.num_o));
   store_transposed<N>(sum_o, mean_rows, false);
-  if (pr.stream) _mm_sfence();  // streaming stores are weakly ordered
+  for (int l = 0; l < lanes; ++l) pr.backward_message(pb, a0 + l, mean_o[l]);
 }
 #endif
 
@@ -351,13 +411,16 @@ class BufferPool {
     size_t bytes;
   };
 
+  // the most recently freed block first: its lines are the likeliest to be in a cache still
   void* take(size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
-    const auto it = std::find_if(free_.begin(), free_.end(), [&](const Block& b) { return b.bytes == bytes; });
-    if (it == free_.end()) return nullptr;
-    void* data = it->data;
-    free_.erase(it);
-    return data;
+    for (auto it = free_.rbegin(); it != free_.rend(); ++it) {
+      if (it->bytes != bytes) continue;
+      void* data = it->data;
+      free_.erase(std::next(it).base());
+      return data;
+    }
+    return nullptr;
   }
 
   void give(void* data, size_t bytes) {
@@ -390,29 +453,76 @@ ItemFn pick_item([[maybe_unused]] int64_t n) {
   return scalar_item;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_ticks(
-    const at::Tensor& h, const at::Tensor& c, const at::Tensor& u, const at::Tensor& v, const at::Tensor& w_h,
-    int64_t ticks, std::optional<double> clip) {
+at::Tensor contiguous_float(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, "dense_layer takes float32 CPU tensors, ", name,
+              " is ", t.scalar_type(), " on ", t.device());
+  return t.contiguous();
+}
+
+void check_shape(const at::Tensor& t, at::IntArrayRef expected, const char* name) {
+  TORCH_CHECK(t.sizes() == expected, name, ": expected ", expected, ", got ", t.sizes());
+}
+
+// h, c (P, B, A, O, N); fwd (P, B, A, Mf), w_fwd (P, Mf, 4N), u_add (P, A, 4N); bwd (P, B, O, Mb),
+// w_bwd (P, Mb, 4N), bias (P, 4N), v_add (P, O, 4N); w_h (P, N, 4N); read-outs fwd_w, bwd_w
+// (P, N, M), fwd_b, bwd_b (P, M), all four or none. Returns the new h and c and, with
+// read-outs, the outgoing forward (P, B, O, M) and backward (P, B, A, M) messages (else empty).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_layer(
+    const at::Tensor& h, const at::Tensor& c, const at::Tensor& fwd, const at::Tensor& bwd, const at::Tensor& w_fwd,
+    const at::Tensor& w_bwd, const at::Tensor& bias, const at::Tensor& w_h, const std::optional<at::Tensor>& u_add,
+    const std::optional<at::Tensor>& v_add, const std::optional<at::Tensor>& fwd_w,
+    const std::optional<at::Tensor>& fwd_b, const std::optional<at::Tensor>& bwd_w,
+    const std::optional<at::Tensor>& bwd_b, int64_t ticks, std::optional<double> clip) {
   TORCH_CHECK(h.dim() == 5 && c.sizes() == h.sizes(), "h, c: (P, B, A, O, N), got ", h.sizes(), " and ", c.sizes());
   const int64_t pop = h.size(0), batch = h.size(1), num_a = h.size(2), num_o = h.size(3), n = h.size(4);
-  TORCH_CHECK(u.sizes() == at::IntArrayRef({pop, batch, num_a, 4 * n}), "u: expected (P, B, A, 4N), got ", u.sizes());
-  TORCH_CHECK(v.sizes() == at::IntArrayRef({pop, batch, num_o, 4 * n}), "v: expected (P, B, O, 4N), got ", v.sizes());
-  TORCH_CHECK(w_h.sizes() == at::IntArrayRef({pop, n, 4 * n}), "w_h: expected (P, N, 4N), got ", w_h.sizes());
+  TORCH_CHECK(fwd.dim() == 4 && bwd.dim() == 4, "fwd, bwd: (P, B, A, Mf) and (P, B, O, Mb)");
+  const int64_t mf = fwd.size(3), mb = bwd.size(3);
+  check_shape(fwd, {pop, batch, num_a, mf}, "fwd");
+  check_shape(bwd, {pop, batch, num_o, mb}, "bwd");
+  check_shape(w_fwd, {pop, mf, 4 * n}, "w_fwd");
+  check_shape(w_bwd, {pop, mb, 4 * n}, "w_bwd");
+  check_shape(bias, {pop, 4 * n}, "bias");
+  check_shape(w_h, {pop, n, 4 * n}, "w_h");
+  if (u_add) check_shape(*u_add, {pop, num_a, 4 * n}, "u_add");
+  if (v_add) check_shape(*v_add, {pop, num_o, 4 * n}, "v_add");
+  const bool read_outs = fwd_w.has_value();
+  TORCH_CHECK(read_outs == fwd_b.has_value() && read_outs == bwd_w.has_value() && read_outs == bwd_b.has_value(),
+              "give all four read-out tensors or none");
+  const int64_t m = read_outs ? fwd_w->size(-1) : 0;
+  if (read_outs) {
+    check_shape(*fwd_w, {pop, n, m}, "fwd_w");
+    check_shape(*bwd_w, {pop, n, m}, "bwd_w");
+    check_shape(*fwd_b, {pop, m}, "fwd_b");
+    check_shape(*bwd_b, {pop, m}, "bwd_b");
+  }
   TORCH_CHECK(ticks >= 0, "ticks must be >= 0, got ", ticks);
-  for (const at::Tensor* t : {&h, &c, &u, &v, &w_h})
-    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat, "dense_ticks takes float32 CPU tensors");
-  const at::Tensor hc = h.contiguous(), cc = c.contiguous(), uc = u.contiguous(), vc = v.contiguous(),
-                   wc = w_h.contiguous();
+  const at::Tensor hc = contiguous_float(h, "h"), cc = contiguous_float(c, "c"), fc = contiguous_float(fwd, "fwd"),
+                   bc = contiguous_float(bwd, "bwd"), wfc = contiguous_float(w_fwd, "w_fwd"),
+                   wbc = contiguous_float(w_bwd, "w_bwd"), biasc = contiguous_float(bias, "bias"),
+                   whc = contiguous_float(w_h, "w_h");
+  const at::Tensor uac = u_add ? contiguous_float(*u_add, "u_add") : at::Tensor(),
+                   vac = v_add ? contiguous_float(*v_add, "v_add") : at::Tensor();
+  const at::Tensor fwc = read_outs ? contiguous_float(*fwd_w, "fwd_w") : at::Tensor(),
+                   fbc = read_outs ? contiguous_float(*fwd_b, "fwd_b") : at::Tensor(),
+                   bwc = read_outs ? contiguous_float(*bwd_w, "bwd_w") : at::Tensor(),
+                   bbc = read_outs ? contiguous_float(*bwd_b, "bwd_b") : at::Tensor();
+
+  at::Tensor v = at::empty({pop, batch, num_o, 4 * n}, hc.options());
+  member_rows(bc.data_ptr<float>(), wbc.data_ptr<float>(), biasc.data_ptr<float>(),
+              v_add ? vac.data_ptr<float>() : nullptr, v.data_ptr<float>(), pop, batch * num_o, mb, 4 * n, num_o);
+
   static BufferPool* pool = new BufferPool;  // never destroyed: tensors may outlive static destructors
   at::Tensor h_out = pool->empty(hc.sizes()), c_out = pool->empty(cc.sizes());
   // outputs that the caches could not keep for the next reader anyway are streamed to memory
   const bool stream = 2 * h_out.nbytes() > kStreamBytes && n % 16 == 0;  // 16 floats: whole cache lines
   const int64_t blocks = (num_a + kLanes - 1) / kLanes, items = pop * batch * blocks;
-  at::Tensor mean_o = at::empty({pop, batch, num_a, n}, hc.options());
-  at::Tensor sum_a = at::empty({pop, batch, blocks, num_o, n}, hc.options());
-  const Problem pr{hc.data_ptr<float>(), cc.data_ptr<float>(), uc.data_ptr<float>(), vc.data_ptr<float>(),
-                   wc.data_ptr<float>(), h_out.data_ptr<float>(), c_out.data_ptr<float>(), mean_o.data_ptr<float>(),
-                   sum_a.data_ptr<float>(), batch, num_a, num_o, n, blocks, ticks, clip.has_value(),
+  at::Tensor sum_a = at::empty({read_outs ? pop : 0, batch, blocks, num_o, n}, hc.options());
+  at::Tensor bwd_out = at::empty({read_outs ? pop : 0, batch, num_a, m}, hc.options());
+  const Problem pr{hc.data_ptr<float>(), cc.data_ptr<float>(), fc.data_ptr<float>(), wfc.data_ptr<float>(),
+                   u_add ? uac.data_ptr<float>() : nullptr, v.data_ptr<float>(), whc.data_ptr<float>(),
+                   read_outs ? bwc.data_ptr<float>() : nullptr, read_outs ? bbc.data_ptr<float>() : nullptr,
+                   h_out.data_ptr<float>(), c_out.data_ptr<float>(), sum_a.data_ptr<float>(),
+                   bwd_out.data_ptr<float>(), batch, num_a, num_o, n, mf, m, blocks, ticks, clip.has_value(),
                    static_cast<float>(clip.value_or(0.0)), stream};
   const ItemFn item = pick_item(n);
   const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), items));
@@ -420,13 +530,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_ticks(
   // four consecutive items, so that the item prefetched is mostly the thread's next one
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (threads > 1)
   for (int64_t i = 0; i < items; ++i) item(pr, i / blocks, (i % blocks) * kLanes);
-  return {h_out, c_out, sum_a.sum(2), mean_o};
+  if (!read_outs) return {h_out, c_out, bwd_out, bwd_out};
+  const at::Tensor mean_a = sum_a.sum(2);  // (P, B, O, N)
+  at::Tensor fwd_out = at::empty({pop, batch, num_o, m}, hc.options());
+  member_rows(mean_a.data_ptr<float>(), fwc.data_ptr<float>(), fbc.data_ptr<float>(), nullptr,
+              fwd_out.data_ptr<float>(), pop, batch * num_o, n, m, 1);
+  return {h_out, c_out, fwd_out, bwd_out};
 }
 
 }  // namespace
 
 TORCH_LIBRARY(vsml_gym, m) {
-  m.def("dense_ticks(Tensor h, Tensor c, Tensor u, Tensor v, Tensor w_h, int ticks, float? clip) "
-        "-> (Tensor, Tensor, Tensor, Tensor)",
-        &dense_ticks);
+  m.def("dense_layer(Tensor h, Tensor c, Tensor fwd, Tensor bwd, Tensor w_fwd, Tensor w_bwd, Tensor bias, "
+        "Tensor w_h, Tensor? u_add, Tensor? v_add, Tensor? fwd_w, Tensor? fwd_b, Tensor? bwd_w, Tensor? bwd_b, "
+        "int ticks, float? clip) -> (Tensor, Tensor, Tensor, Tensor)",
+        &dense_layer);
 }
