@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> dict:
                "clone_rms_errors": evaluate_clone(clone, targets), "settings": []}
     for data, env_id in ENVS.items():
         for net, hidden in NETS.items():
-            for kind in LEARNERS:
+            for kind in args.learners:
                 if kind == "clone":
                     learner = make_learner("vsml_cloned", (1, 28, 28), 10, hidden=hidden)
                 else:
@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="independent runs (population members)")
     parser.add_argument("--final", type=int, default=10, help="steps averaged for the final accuracy")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learners", nargs="+", choices=list(LEARNERS), default=list(LEARNERS),
+                        help="which rows to run (default all)")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default="benchmarks/results/cloning")
     args = parser.parse_args()

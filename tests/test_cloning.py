@@ -6,7 +6,8 @@ import torch
 
 import vsml_gym  # noqa: F401
 from agents import make_learner, rollout
-from agents.cloning.learner import CHECKPOINT
+from agents.cloning.curriculum import ClonedNetworks, DeepConfig, _deep_score, evaluate_deep, message_masks, train_deep
+from agents.cloning.learner import CHECKPOINT, ClonedBackpropVSML
 from agents.cloning.targets import BackpropReference, CloneTargets
 from agents.cloning.train import CloneParams, evaluate_clone, load_clone
 
@@ -93,3 +94,47 @@ def test_vsml_cloned_learns_on_mnist(data_root):
     curve = result.accuracy_curve()[:, 0]
     assert torch.isfinite(result.loss).all()
     assert curve[-4:].mean() > 0.3 > curve[0]
+
+
+@torch.no_grad()
+def test_curriculum_networks_run_the_cloned_learners_dynamics(shipped):
+    """The deep networks of stage 2 (clone's own errors) are `vsml_cloned` learners: from the
+    same states, on the same inputs and labels, they give the same logits step after step."""
+    clone, targets, _ = shipped
+    count, streams, sizes = 2, 4, (12, 5, 3)
+    networks = ClonedNetworks(sizes, count, streams, clone.n, lifetime=100, generator=torch.Generator().manual_seed(0))
+    learner = ClonedBackpropVSML((sizes[0],), sizes[-1], hidden=sizes[1:-1], tanh_bound=0)
+    params = learner.init_params(count)
+    state = learner.initial_state(params, streams, torch.Generator().manual_seed(0))
+    for layer in range(len(sizes) - 1):  # (K, A, O, G, N) -> (P, B, A, O, N)
+        state[f"c{layer}"] = networks.c[layer].permute(0, 3, 1, 2, 4).contiguous()
+    gen = torch.Generator().manual_seed(1)
+    error = torch.zeros(count, streams, sizes[-1])
+    for _ in range(6):
+        x, labels = torch.randn(count, sizes[0], streams, generator=gen), torch.randint(0, 3, (count, streams), generator=gen)
+        logits, state = learner.step(params, state, {"x": x.permute(0, 2, 1), "error": error, "label": error})
+        _, network_logits = networks.example(clone, targets, ground_truth=False, x=x, labels=labels)
+        torch.testing.assert_close(logits, network_logits.permute(0, 2, 1), atol=1e-4, rtol=1e-4)
+        error = torch.softmax(logits, -1) - torch.nn.functional.one_hot(labels, sizes[-1])
+    assert (networks.age == 6).all()  # no network restarted (weights left the storage range)
+    assert logits.abs().max() > 0.1  # the networks have moved: not a comparison of zeros
+
+
+def test_curriculum_fits_only_the_messages_and_keeps_its_best(shipped):
+    """Stage 2 changes only the message parameters (read-outs, output gates of the message
+    dims), and what it returns evaluates no worse than its start."""
+    clone, targets, _ = shipped
+    model = CloneParams.from_vsml_named_params(clone.vsml_named_params())
+    config = DeepConfig(steps=12, lr=1e-3, sizes=(10, 6, 4), networks=4, eval_every=6, targets=targets)
+    start = evaluate_deep(model, config, examples=20)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    with torch.enable_grad():
+        model, summary = train_deep(model, config)
+    masks = message_masks(model)
+    changed = 0
+    for name, p in model.named_parameters():
+        assert torch.equal(p[masks[name] == 0], before[name][masks[name] == 0]), name
+        changed += int((p != before[name]).sum())
+    assert changed > 0 or summary["deep_best"] == summary["deep_start"]
+    assert _deep_score(summary["deep_best"]) <= _deep_score(summary["deep_start"])
+    assert set(start) == set(summary["deep_start"])

@@ -18,9 +18,9 @@ from a buffer of states the clone itself produced (fresh initial states mixed in
 weight or bias left the storage range [-1, 1] are replaced by fresh ones). The parameters with
 the best error on fresh data (evaluated every `eval_every` steps, and at the start) are kept.
 
-The backward message is trained on the whole error range, so hidden layers receive the
-clone's own errors at meta-test (the ground-truth-errors-first curriculum of SPEC 6 is not
-implemented: the hand-built start below already makes deep networks learn, see the README).
+The backward message is trained on the whole error range; stage 2 (`curriculum.py`) then fits
+the messages inside deep networks, hidden errors first from ground-truth backprop, then the
+clone's own.
 
 Only channel 0 of the incoming messages is read (the other rows of the input map are zero) and
 only channel 0 of the outgoing messages is written (other read-out columns zero): messages are
@@ -196,6 +196,32 @@ class TrainConfig:
     targets: CloneTargets = field(default_factory=CloneTargets)
 
 
+def forward_tick(model: CloneParams, targets: CloneTargets, h: torch.Tensor, c: torch.Tensor, pending: torch.Tensor,
+                 x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """A forward tick (x, e = 0) from a state whose pending (batch-mean) update is `pending`
+    (S, 1, 2) = (dw, db), x (S, G). Returns h, c, the forward message and the squared errors
+    (w units) of that message and of the update it must apply."""
+    w_star, b_star = targets.weight(c) + pending[..., 0], targets.bias(c) + pending[..., 1]
+    h, c, y, _ = model.tick(x, torch.zeros_like(x), h, c)
+    forward = (y - targets.forward(x, w_star, b_star)) ** 2
+    update = (targets.weight(c) - w_star) ** 2 + (targets.bias(c) - b_star) ** 2
+    return h, c, y, forward, update
+
+
+def error_tick(model: CloneParams, targets: CloneTargets, h: torch.Tensor, c: torch.Tensor, x: torch.Tensor,
+               e: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """An error tick (x, e), (S, G) each: the backward message comes from the current weights,
+    which must stay as they are. Returns h, c, the backward message, the squared errors of that
+    message and of the weights' drift, and the pending update it records (S, 1, 2)."""
+    w, b = targets.weight(c), targets.bias(c)
+    h, c, _, message = model.tick(x, e, h, c)
+    keep = (targets.weight(c) - w) ** 2 + (targets.bias(c) - b) ** 2
+    backward = (message - targets.backward_message(x, e, w)) ** 2
+    w_next, b_next = targets.update(x, e, w, b)
+    pending = torch.stack([(w_next - w).mean(1, keepdim=True), (b_next - b).mean(1, keepdim=True)], -1)
+    return h, c, message, backward, keep, pending
+
+
 def step_losses(model: CloneParams, targets: CloneTargets, h: torch.Tensor, c: torch.Tensor,
                 pending: torch.Tensor, x1: torch.Tensor, e1: torch.Tensor, x2: torch.Tensor
                 ) -> tuple[dict[str, torch.Tensor], tuple]:
@@ -203,26 +229,13 @@ def step_losses(model: CloneParams, targets: CloneTargets, h: torch.Tensor, c: t
     pending (batch-mean) update is `pending` (S, 1, 2) = (dw, db): forward tick (x1) applies it,
     backward tick (x1, e1) records the next one, averaging, forward tick (x2) applies that.
     Returns the losses and (h, c, pending) after the averaging."""
-    zero = torch.zeros_like(e1)
-    w0, b0 = targets.weight(c), targets.bias(c)
-    w_star, b_star = w0 + pending[..., 0], b0 + pending[..., 1]
-    h, c1, y1, _ = model.tick(x1, zero, h, c)
-    w1, b1 = targets.weight(c1), targets.bias(c1)
-    fwd = (y1 - targets.forward(x1, w_star, b_star)) ** 2
-    update = (w1 - w_star) ** 2 + (b1 - b_star) ** 2
-    h, c2, _, d2 = model.tick(x1, e1, h, c1)
-    keep = (targets.weight(c2) - w1) ** 2 + (targets.bias(c2) - b1) ** 2  # the error tick leaves w, b as they are
-    bwd = (d2 - targets.backward_message(x1, e1, w1)) ** 2
-    w_next, b_next = targets.update(x1, e1, w1, b1)
-    pending = torch.stack([(w_next - w1).mean(1, keepdim=True), (b_next - b1).mean(1, keepdim=True)], -1)
-    h, c2 = batch_average(h), batch_average(c2)
-    after = (h.detach(), c2.detach(), pending.detach())
-    w2, b2 = targets.weight(c2), targets.bias(c2)
-    w_star, b_star = w2 + pending[..., 0], b2 + pending[..., 1]
-    _, c3, y3, _ = model.tick(x2, zero, h, c2)
-    fwd = torch.cat([fwd, (y3 - targets.forward(x2, w_star, b_star)) ** 2])
-    update = torch.cat([update, (targets.weight(c3) - w_star) ** 2 + (targets.bias(c3) - b_star) ** 2])
-    return {"forward": fwd.mean(), "backward": bwd.mean(), "update": update.mean(), "keep": keep.mean()}, after
+    h, c, _, forward, update = forward_tick(model, targets, h, c, pending, x1)
+    h, c, _, backward, keep, pending = error_tick(model, targets, h, c, x1, e1)
+    h, c = batch_average(h), batch_average(c)
+    after = (h.detach(), c.detach(), pending.detach())
+    _, _, _, forward2, update2 = forward_tick(model, targets, h, c, pending, x2)
+    return {"forward": torch.cat([forward, forward2]).mean(), "backward": backward.mean(),
+            "update": torch.cat([update, update2]).mean(), "keep": keep.mean()}, after
 
 
 LOSS_WEIGHTS = {"forward": 1.0, "backward": 1.0, "update": 10.0, "keep": 100.0}
@@ -230,7 +243,7 @@ LOSS_WEIGHTS = {"forward": 1.0, "backward": 1.0, "update": 10.0, "keep": 100.0}
 
 def train_clone(config: TrainConfig, progress: Callable[[int, dict[str, float]], None] | None = None,
                 model: CloneParams | None = None) -> tuple[CloneParams, dict]:
-    """Stage 1 (and stage 2 if `deep_steps`); returns the model and a summary."""
+    """Stage 1; returns the model (the best evaluated parameters) and a summary."""
     torch.manual_seed(config.seed)
     g = torch.Generator().manual_seed(config.seed)
     if model is None:
