@@ -6,11 +6,12 @@
 
 Workload: one dense VSML layer 784 x 10 (N=16, M=8, 2 micro ticks), fresh states, one episode
 of T online steps on MNIST test images (random inputs if the data is absent), the error of each
-prediction fed back at the next step. Every (implementation, population) runs in its own
-subprocess, one after the other, so peak memory is measured per run. Implementations:
+prediction fed back at the next step, timed `--repeats` times (the fastest episode gives
+examples_per_s, the median examples_per_s_median). Every (implementation, population) runs in
+its own subprocess, one after the other, so peak memory is measured per run. Implementations:
 `baseline` (benchmarks/vsml_baseline.py), `vsml` (agents.vsml as shipped: the fused Triton tick
-on CUDA, the C++ tick of agents/vsml/cpu_ticks.py on the CPU), `vsml-eager` (agents.vsml with
-both fused kernels switched off). `--rollout` times the
+on CUDA, the C++ layer step of agents/vsml/cpu_ticks.py on the CPU), `vsml-eager` (agents.vsml
+with both fused kernels switched off). `--rollout` times the
 whole ES evaluation instead: `agents.rollout` over the native vector env (antithetic pairs sharing
 streams), as one reference ES step evaluates 1024 pairs x 500 examples. Prints one JSON document.
 """
@@ -22,6 +23,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -64,7 +66,8 @@ def _stream(steps: int, batch: int, device: torch.device, data_root: str | None)
         return x.to(device), torch.randint(0, CLASSES, (steps, batch), generator=generator).to(device), "random"
 
 
-def run_worker(implementation: str, population: int, steps: int, device_name: str, data_root: str | None) -> dict:
+def run_worker(implementation: str, population: int, steps: int, device_name: str, data_root: str | None,
+               repeats: int = 1) -> dict:
     if implementation == "rollout":
         return run_rollout(population, steps, device_name, data_root)
     device = torch.device(device_name)
@@ -90,14 +93,19 @@ def run_worker(implementation: str, population: int, steps: int, device_name: st
         sync()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        episode()
-        sync()
-        seconds = time.perf_counter() - start
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            episode()
+            sync()
+            times.append(time.perf_counter() - start)
+    seconds, median = min(times), statistics.median(times)
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"implementation": implementation, "population": population, "steps": steps, "seconds": round(seconds, 4),
-            "examples_per_s": round(population * steps / seconds, 1), "peak_memory_mb": round(peak / 2**20, 1),
+            "examples_per_s": round(population * steps / seconds, 1),
+            "examples_per_s_median": round(population * steps / median, 1), "repeats": repeats,
+            "peak_memory_mb": round(peak / 2**20, 1),
             "peak_memory_kind": "cuda allocated" if device.type == "cuda" else "process max RSS",
             "flops_per_example": flops_per_example(implementation), "data": source,
             "cpu_kernel": device.type == "cpu" and implementation != "baseline" and cpu_kernel_available()}
@@ -138,18 +146,22 @@ def main() -> None:
     parser.add_argument("--implementations", nargs="+", default=["baseline", "vsml"],
                         choices=["baseline", "vsml-eager", "vsml", "rollout"])
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="episodes timed per run; examples_per_s is the fastest, examples_per_s_median the median "
+                             "(shared machines drift by tens of percent between episodes)")
     parser.add_argument("--worker", nargs=2, metavar=("IMPLEMENTATION", "POPULATION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
-        print(json.dumps(run_worker(args.worker[0], int(args.worker[1]), args.steps, args.device, args.data_root)))
+        print(json.dumps(run_worker(args.worker[0], int(args.worker[1]), args.steps, args.device, args.data_root,
+                                    args.repeats)))
         return
     runs = []
     for population in args.populations:
         pair = {}
         for implementation in args.implementations:
             command = [sys.executable, __file__, "--worker", implementation, str(population), "--steps", str(args.steps),
-                       "--device", args.device] + (["--data-root", args.data_root] if args.data_root else [])
+                       "--device", args.device, "--repeats", str(args.repeats)] + (["--data-root", args.data_root] if args.data_root else [])
             fused = "0" if implementation == "vsml-eager" else "1"
             env = {**os.environ, "VSML_GYM_FUSED_KERNEL": fused, "VSML_GYM_CPU_KERNEL": fused}
             result = subprocess.run(command, capture_output=True, text=True, env=env)
