@@ -62,8 +62,8 @@ class ClonedNetworks:
         self.restart(torch.ones(count, dtype=torch.bool))
 
     def restart(self, which: torch.Tensor) -> None:
-        """Fresh learners as `ClonedBackpropVSML.initial_state` makes them (weight dim and its
-        copies truncated normal with std 1/sqrt(A), everything else 0), and a new teacher."""
+        """Fresh learners like `ClonedBackpropVSML.initial_state`'s (weight dim and its copies
+        normal with std 1/sqrt(A) clipped at two stds, everything else 0), and a new teacher."""
         k = int(which.sum())
         if k == 0:
             return
