@@ -1,5 +1,7 @@
 """Learning-algorithm cloning: the shipped clone implements online backprop inside VSML."""
 
+import json
+
 import gymnasium as gym
 import pytest
 import torch
@@ -10,6 +12,7 @@ from agents.cloning.curriculum import ClonedNetworks, DeepConfig, _deep_score, e
 from agents.cloning.learner import CHECKPOINT, ClonedBackpropVSML
 from agents.cloning.targets import BackpropReference, CloneTargets
 from agents.cloning.train import CloneParams, evaluate_clone, load_clone
+from vsml_gym.cli import main as cli_main
 
 # RMS errors (w units) on fresh random data (weights uniform in [-4, 4] half of the time); an
 # untrained (random) sub-LSTM scores about 1.7 / 0.46 / 0.66 / 0.08.
@@ -138,3 +141,21 @@ def test_curriculum_fits_only_the_messages_and_keeps_its_best(shipped):
     assert changed > 0 or summary["deep_best"] == summary["deep_start"]
     assert _deep_score(summary["deep_best"]) <= _deep_score(summary["deep_start"])
     assert set(start) == set(summary["deep_start"])
+
+
+def test_clone_command_writes_a_checkpoint_the_learner_runs(tmp_path, capsys):
+    """`vsml-gym clone` end to end (both stages, tiny): the checkpoint it writes is a learner."""
+    out = tmp_path / "clone.pt"
+    assert cli_main(["clone", "--steps", "2", "--batch", "16", "--deep-steps", "2", "--deep-sizes", "6", "4", "3",
+                     "--quiet", "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["deep_network_errors"]) >= {"forward", "backward", "accuracy"}
+    _, _, data = load_clone(out)
+    assert data["summary"]["config"]["deep_sizes"] == [6, 4, 3] and "deep_best" in data["summary"]
+    learner = make_learner("vsml_cloned", (6,), 3, hidden=[4], checkpoint=str(out))
+    params = learner.init_params(1)
+    state = learner.initial_state(params, 2, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits, _ = learner.step(params, state, {"x": torch.randn(1, 2, 6), "error": torch.zeros(1, 2, 3),
+                                                 "label": torch.zeros(1, 2, 3)})
+    assert logits.shape == (1, 2, 3) and torch.isfinite(logits).all()
