@@ -15,8 +15,9 @@ from agents.cloning.train import CloneParams, evaluate_clone, load_clone
 from vsml_gym.cli import main as cli_main
 
 # RMS errors (w units) on fresh random data (weights uniform in [-4, 4] half of the time); an
-# untrained (random) sub-LSTM scores about 1.7 / 0.46 / 0.66 / 0.08.
-BOUNDS = {"forward": 0.3, "backward": 0.1, "update": 0.01, "keep": 1e-3}
+# untrained (random) sub-LSTM scores about 1.7 / 0.46 / 0.66 / 0.08, the shipped clone about
+# 0.25 / 0.048 / 0.0084 / 1.4e-5 (the forward error is mostly the storage's 4 tanh(w / 4)).
+BOUNDS = {"forward": 0.3, "backward": 0.06, "update": 0.01, "keep": 1e-4}
 
 
 @pytest.fixture(scope="module")
