@@ -8,10 +8,10 @@ import torch
 
 import vsml_gym  # noqa: F401
 from agents import make_learner, rollout
-from agents.cloning.curriculum import ClonedNetworks, DeepConfig, _deep_score, evaluate_deep, message_masks, train_deep
+from agents.cloning.curriculum import ClonedNetworks, DeepConfig, message_masks, train_deep
 from agents.cloning.learner import CHECKPOINT, ClonedBackpropVSML
 from agents.cloning.targets import BackpropReference, CloneTargets
-from agents.cloning.train import CloneParams, evaluate_clone, load_clone
+from agents.cloning.train import CloneParams, evaluate_clone, load_clone, weighted_score
 from vsml_gym.cli import main as cli_main
 
 # RMS errors (w units) on fresh random data (weights uniform in [-4, 4] half of the time); an
@@ -125,23 +125,25 @@ def test_curriculum_networks_run_the_cloned_learners_dynamics(shipped):
 
 
 def test_curriculum_fits_only_the_messages_and_keeps_its_best(shipped):
-    """Stage 2 changes only the message parameters (read-outs, output gates of the message
-    dims), and what it returns evaluates no worse than its start."""
+    """During stage 2 only the message parameters (read-outs, output gates of the message dims)
+    move, and what it returns evaluates no worse than its start."""
     clone, targets, _ = shipped
     model = CloneParams.from_vsml_named_params(clone.vsml_named_params())
     config = DeepConfig(steps=12, lr=1e-3, sizes=(10, 6, 4), networks=4, eval_every=6, targets=targets)
-    start = evaluate_deep(model, config, examples=20)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    with torch.enable_grad():
-        model, summary = train_deep(model, config)
     masks = message_masks(model)
-    changed = 0
-    for name, p in model.named_parameters():
-        assert torch.equal(p[masks[name] == 0], before[name][masks[name] == 0]), name
-        changed += int((p != before[name]).sum())
-    assert changed > 0 or summary["deep_best"] == summary["deep_start"]
-    assert _deep_score(summary["deep_best"]) <= _deep_score(summary["deep_start"])
-    assert set(start) == set(summary["deep_start"])
+    moved = {name: torch.zeros_like(p, dtype=torch.bool) for name, p in before.items()}
+
+    def watch(step, record):  # called after every optimiser step
+        for name, p in model.named_parameters():
+            moved[name] |= p.detach() != before[name]
+
+    with torch.enable_grad():
+        model, summary = train_deep(model, config, watch)
+    for name, mask in masks.items():
+        assert not moved[name][mask == 0].any(), name  # storage and update machinery untouched
+    assert any(moved[name][mask == 1].any() for name, mask in masks.items())  # the messages were fitted
+    assert weighted_score(summary["deep_best"]) <= weighted_score(summary["deep_start"])
 
 
 def test_clone_command_writes_a_checkpoint_the_learner_runs(tmp_path, capsys):

@@ -25,7 +25,7 @@ import torch
 
 from agents.cloning.targets import BIAS_DIM, WEIGHT_DIM, CloneTargets
 from agents.cloning.train import (COPY_DIMS, LOSS_WEIGHTS, CloneParams, batch_average, error_tick, forward_tick,
-                                  sample_x)
+                                  sample_x, weighted_score)
 
 
 @dataclass
@@ -146,11 +146,6 @@ def message_masks(model: CloneParams) -> dict[str, torch.Tensor]:
     return masks
 
 
-def _deep_score(evaluation: dict[str, float]) -> float:
-    """The training loss's weighting of the evaluated RMS errors."""
-    return sum(weight * evaluation[name] ** 2 for name, weight in LOSS_WEIGHTS.items())
-
-
 @torch.no_grad()
 def evaluate_deep(model: CloneParams, config: DeepConfig, examples: int = 100, seed: int = 1) -> dict[str, float]:
     """Phase-2 networks (the clone's own errors) on fresh tasks: root-mean-square errors (w
@@ -175,18 +170,18 @@ def train_deep(model: CloneParams, config: DeepConfig,
     networks = ClonedNetworks(config.sizes, config.networks, config.streams, model.n, config.lifetime,
                               torch.Generator().manual_seed(config.seed))
     masks = message_masks(model)
-    for name, parameter in model.named_parameters():
-        parameter.register_hook(lambda grad, mask=masks[name]: grad * mask)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     started, history = time.time(), []
     start = evaluate_deep(model, config)
-    best = (_deep_score(start), {k: v.detach().clone() for k, v in model.state_dict().items()}, start)
+    best = (weighted_score(start), {k: v.detach().clone() for k, v in model.state_dict().items()}, start)
     switch = int(config.steps * config.ground_truth)
     for step in range(config.steps):
         out, _ = networks.example(model, config.targets, ground_truth=step < switch)
         loss = sum(LOSS_WEIGHTS[name] * out[name] for name in LOSS_WEIGHTS)
         opt.zero_grad()
         loss.backward()
+        for name, parameter in model.named_parameters():  # only the message parameters move
+            parameter.grad.mul_(masks[name])
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         record = {name: value.item() for name, value in out.items()}
@@ -196,7 +191,7 @@ def train_deep(model: CloneParams, config: DeepConfig,
             progress(step, record)
         if (step + 1) % config.eval_every == 0 or step == config.steps - 1:
             evaluation = evaluate_deep(model, config)
-            score = _deep_score(evaluation)
+            score = weighted_score(evaluation)
             if score < best[0]:
                 best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()}, evaluation)
     model.load_state_dict(best[1])

@@ -257,7 +257,7 @@ def train_clone(config: TrainConfig, progress: Callable[[int, dict[str, float]],
     buf_p = torch.zeros(config.buffer, 1, 2)
     started = time.time()
     history = []
-    start_score = _score(evaluate_clone(model, targets))
+    start_score = weighted_score(evaluate_clone(model, targets))
     best = (start_score, {k: v.detach().clone() for k, v in model.state_dict().items()})
     for step in range(config.steps):
         idx = torch.randint(0, config.buffer, (config.batch,), generator=g)
@@ -282,7 +282,7 @@ def train_clone(config: TrainConfig, progress: Callable[[int, dict[str, float]],
         if progress:
             progress(step, record)
         if (step + 1) % config.eval_every == 0 or step == config.steps - 1:
-            score = _score(evaluate_clone(model, targets))
+            score = weighted_score(evaluate_clone(model, targets))
             if score < best[0]:
                 best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()})
     model.load_state_dict(best[1])  # gradient descent may not beat its start: keep the best evaluated
@@ -290,8 +290,10 @@ def train_clone(config: TrainConfig, progress: Callable[[int, dict[str, float]],
                    "start_score": start_score, "errors": evaluate_clone(model, targets)}
 
 
-def _score(errors: dict[str, float]) -> float:
-    return sum(LOSS_WEIGHTS[k] * v ** 2 for k, v in errors.items())
+def weighted_score(errors: dict[str, float]) -> float:
+    """The training loss's weighting of evaluated RMS errors (other entries, e.g. accuracy, ignored):
+    the score by which both stages keep their best parameters."""
+    return sum(weight * errors[name] ** 2 for name, weight in LOSS_WEIGHTS.items())
 
 
 @torch.no_grad()

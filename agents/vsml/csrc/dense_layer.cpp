@@ -44,6 +44,14 @@ namespace {
 
 constexpr int64_t kLanes = 8;  // sub-LSTMs per work item along a (one AVX2 register)
 
+// out[j] += sum_k x[k] w[k][j], j < J: one row of the small (1 x K) @ (K x J) products around the
+// ticks (input terms, read-outs)
+inline void add_row_product(const float* __restrict__ x, const float* __restrict__ w, int64_t k_size, int64_t j_size,
+                            float* __restrict__ out) {
+  for (int64_t k = 0; k < k_size; ++k)
+    for (int64_t j = 0; j < j_size; ++j) out[j] += x[k] * w[k * j_size + j];
+}
+
 struct Problem {
   const float *h, *c;               // (P, B, A, O, N) each
   const float *fwd, *w_fwd, *u_add;  // (P, B, A, Mf), (P, Mf, 4N), (P, A, 4N) or null
@@ -71,19 +79,15 @@ struct Problem {
     const float* x = fwd + (pb * num_a + a) * mf;
     const float* add = u_add ? u_add + (p * num_a + a) * cols : nullptr;
     for (int64_t col = 0; col < cols; ++col) out[col] = add ? add[col] : 0.0f;
-    for (int64_t k = 0; k < mf; ++k) {
-      const float* wk = w_fwd + (p * mf + k) * cols;
-      for (int64_t col = 0; col < cols; ++col) out[col] += x[k] * wk[col];
-    }
+    add_row_product(x, w_fwd + p * mf * cols, mf, cols, out);
   }
 
   // bwd_out[p, b, a] = mean_o[a] @ bwd_w[p] + bwd_b[p], M floats, from the mean over o of h
   void backward_message(int64_t pb, int64_t a, const float* mean_o) const {
     const int64_t p = member(pb);
     float* out = bwd_out + (pb * num_a + a) * m;
-    for (int64_t j = 0; j < m; ++j) out[j] = bwd_b[p * m + j];
-    for (int64_t k = 0; k < n; ++k)
-      for (int64_t j = 0; j < m; ++j) out[j] += mean_o[k] * bwd_w[(p * n + k) * m + j];
+    std::copy(bwd_b + p * m, bwd_b + (p + 1) * m, out);
+    add_row_product(mean_o, bwd_w + p * n * m, n, m, out);
   }
 };
 
@@ -98,11 +102,7 @@ void member_rows(const float* x, const float* w, const float* b, const float* ad
       for (int64_t j = 0; j < j_size; ++j) out[j] = b[p * j_size + j];
       if (add)
         for (int64_t j = 0; j < j_size; ++j) out[j] += add[(p * add_rows + row % add_rows) * j_size + j];
-      for (int64_t k = 0; k < k_size; ++k) {
-        const float xk = x[row * k_size + k];
-        const float* wk = w + (p * k_size + k) * j_size;
-        for (int64_t j = 0; j < j_size; ++j) out[j] += xk * wk[j];
-      }
+      add_row_product(x + row * k_size, w + p * k_size * j_size, k_size, j_size, out);
     }
   });
 }
