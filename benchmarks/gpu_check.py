@@ -5,7 +5,7 @@
 1. Native vector envs on CUDA produce the CPU's streams (inputs, feedback, rewards).
 2. Environment steps (nan_check="episode") and learner steps run without a host-device sync
    (torch.cuda.set_sync_debug_mode("error") turns any sync into an error).
-3. Every learner gives the CPU's logits on CUDA; VSML also with the fused Triton tick switched off.
+3. Every learner gives the CPU's logits on CUDA; VSML also with the fused Triton layer switched off.
 Prints JSON with the largest differences; exits non-zero if a check fails.
 """
 

@@ -9,9 +9,9 @@ of T online steps on MNIST test images (random inputs if the data is absent), th
 prediction fed back at the next step, timed `--repeats` times (the fastest episode gives
 examples_per_s, the median examples_per_s_median). Every (implementation, population) runs in
 its own subprocess, one after the other, so peak memory is measured per run. Implementations:
-`baseline` (benchmarks/vsml_baseline.py), `vsml` (agents.vsml as shipped: the fused Triton tick
-on CUDA, the C++ layer step of agents/vsml/cpu_ticks.py on the CPU), `vsml-eager` (agents.vsml
-with both fused kernels switched off). `--rollout` times the
+`baseline` (benchmarks/vsml_baseline.py), `vsml` (agents.vsml as shipped: the Triton layer
+step of agents/vsml/triton_layer.py on CUDA, the C++ one of agents/vsml/cpu_ticks.py on the
+CPU), `vsml-eager` (agents.vsml with both fused kernels switched off). `--rollout` times the
 whole ES evaluation instead: `agents.rollout` over the native vector env (antithetic pairs sharing
 streams), as one reference ES step evaluates 1024 pairs x 500 examples. Prints one JSON document.
 """

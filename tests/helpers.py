@@ -23,3 +23,18 @@ class DataEcho(Learner):
 
     def step(self, params, state, obs):
         return obs["x"].flatten(2)[..., : self.num_classes] * 3.0, state
+
+
+def online_episode_logits(learner, params, xs, labels, state_seed=5):
+    """Logits (T, P, B, C) of one online episode: each prediction's error (softmax - one-hot) is
+    fed back at the next step, as the envs do. xs (T, P, B, ...), labels (T, P, B)."""
+    classes = learner.num_classes
+    state = learner.initial_state(params, labels.shape[2], torch.Generator().manual_seed(state_seed))
+    error, seen = torch.zeros(*labels.shape[1:], classes), []
+    with torch.no_grad():
+        for x, label in zip(xs, labels):
+            target = torch.nn.functional.one_hot(label, classes).float()
+            logits, state = learner.step(params, state, {"x": x, "error": error, "label": target})
+            error = torch.softmax(logits, -1) - target
+            seen.append(logits)
+    return torch.stack(seen)

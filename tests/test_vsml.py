@@ -2,8 +2,6 @@
 one-linear-map-of-[input, h] formulation, loops over units and positions."""
 
 import math
-import os
-from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -344,37 +342,3 @@ def test_untrained_vsml_runs_2000_mnist_steps_with_finite_outputs(data_root):
     assert result.loss.shape == (2000, 1, 1)
     assert torch.isfinite(result.loss).all()
     assert abs(float(result.loss.mean()) - math.log(10)) < 0.5  # untrained: about chance
-
-
-def test_fused_triton_tick_equals_eager_tick_in_the_interpreter():
-    """The GPU kernel, run by Triton's CPU interpreter, against the eager dense tick."""
-    import subprocess
-    import sys
-    import textwrap
-
-    script = textwrap.dedent("""
-        import torch
-        from agents.vsml import VSML
-        from agents.vsml.layers import DenseLayer, _use_fused_kernel
-        from agents.vsml.sub_lstm import SubLSTMParams
-        learner = VSML((7,), 5, coordinates=True)
-        params = learner.init_params(2) + 0.3 * torch.randn(2, learner.num_params, generator=torch.Generator().manual_seed(0))
-        p = SubLSTMParams(learner.shape, learner.param_spec.unflatten(params))
-        g = torch.Generator().manual_seed(1)
-        h, c = torch.randn(2, 3, 7, 5, 16, generator=g), torch.randn(2, 3, 7, 5, 16, generator=g)
-        fwd, bwd = torch.randn(2, 3, 7, 8, generator=g), torch.randn(2, 3, 5, 8, generator=g)
-        layer = DenseLayer(7, 5)
-        with torch.no_grad():
-            assert _use_fused_kernel(h, c, fwd, bwd, p.w_h)
-            fused = layer.run(p, h, c, fwd, bwd, 2, (0.5, 0.1), 0.9)
-        import agents.vsml.layers as layers
-        layers.FUSED_KERNEL_ENABLED = False
-        eager = layer.run(p, h, c, fwd, bwd, 2, (0.5, 0.1), 0.9)
-        for a, b in zip(fused, eager):
-            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-        print("fused == eager")
-    """)
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                            cwd=Path(__file__).resolve().parents[1])
-    assert result.returncode == 0 and "fused == eager" in result.stdout, result.stderr[-3000:]

@@ -9,6 +9,7 @@ import torch
 from agents.vsml import VSML, cpu_ticks, layers
 from agents.vsml.layers import DenseLayer
 from agents.vsml.sub_lstm import SubLSTMParams
+from helpers import online_episode_logits
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -24,7 +25,7 @@ def random_params(learner, population, seed=0):
 def dense_run(monkeypatch, kernel, layer, p, h, *args):
     monkeypatch.setattr(cpu_ticks, "ENABLED", kernel)
     with torch.no_grad():
-        assert layers._use_cpu_kernel(h) == kernel  # not the eager path against itself
+        assert (layers._layer_kernel(h) is cpu_ticks.cpu_dense_layer) == kernel  # not eager against eager
         return layer.run(p, h, *args)
 
 
@@ -93,9 +94,9 @@ def test_kernel_is_not_used_while_gradients_are_recorded():
     params = random_params(learner, 1).requires_grad_()
     p = SubLSTMParams(learner.shape, learner.param_spec.unflatten(params))
     h = torch.zeros(1, 1, 6, 3, 16)
-    assert not layers._use_cpu_kernel(h, p.w_h)
+    assert layers._layer_kernel(h, p.w_h) is None
     with torch.no_grad():
-        assert layers._use_cpu_kernel(h, p.w_h)
+        assert layers._layer_kernel(h, p.w_h) is cpu_ticks.cpu_dense_layer
 
 
 @pytest.mark.parametrize("options", [{}, {"state_clip": 1.0, "layers": [{"type": "dense", "size": 5}, {"type": "dense"}]}],
@@ -108,13 +109,5 @@ def test_vsml_episode_gives_the_same_logits_with_and_without_the_kernel(monkeypa
     runs = []
     for kernel in (True, False):
         monkeypatch.setattr(cpu_ticks, "ENABLED", kernel)
-        state = learner.initial_state(params, 2, torch.Generator().manual_seed(5))
-        error, logits_seen = torch.zeros(2, 2, 10), []
-        with torch.no_grad():
-            for x, label in zip(xs, labels):
-                target = torch.nn.functional.one_hot(label, 10).float()
-                logits, state = learner.step(params, state, {"x": x, "error": error, "label": target})
-                error = torch.softmax(logits, -1) - target
-                logits_seen.append(logits)
-        runs.append(torch.stack(logits_seen))
+        runs.append(online_episode_logits(learner, params, xs, labels))
     torch.testing.assert_close(runs[0], runs[1], atol=1e-5, rtol=1e-5)

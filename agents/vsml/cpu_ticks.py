@@ -1,9 +1,9 @@
 """One step of a dense VSML layer on the CPU: a C++ extension (csrc/dense_layer.cpp).
 
-Input terms, micro ticks (the semantics of `triton_tick.fused_dense_ticks`) and read-outs in
-one call. The eager CPU tick spends its time writing and re-reading the gates, and the dozen
-small torch ops around it cost as much as the ticks of one network; the extension keeps the
-gates in registers, vectorised with AVX2 (chosen at run time, scalar code elsewhere) and
+Input terms, micro ticks and read-outs in one call, the CPU's twin of
+`triton_layer.fused_dense_layer`. The eager CPU tick spends its time writing and re-reading the
+gates, and the dozen small torch ops around it cost as much as the ticks of one network; the
+extension keeps the gates in registers, vectorised with AVX2 (chosen at run time, scalar code elsewhere) and
 parallel over OpenMP threads. It is built on first use with torch's JIT extension loader (needs
 a C++ compiler and ninja; ~20 s) and cached under $XDG_CACHE_HOME/vsml_gym/torch_extensions, so
 later processes only load it. If the build fails the learner falls back to the eager tick with
@@ -85,8 +85,8 @@ def cpu_dense_layer(p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: tor
                     v_add: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """One step of a dense layer (`DenseLayer.run`) in one call: the input terms u = fwd @ w_fwd
     (+ u_add (P, A, 4N)) and v = bwd @ w_bwd + bias (+ v_add (P, O, 4N)), `ticks` micro ticks
-    (shapes as `triton_tick.fused_dense_ticks`; states clipped to [-clip, clip] after every tick
-    if clip is given) and, without layer norm, the outgoing messages (linear read-outs of the new
+    (h, c (P, B, A, O, N), fwd (P, B, A, K), bwd (P, B, O, K); states clipped to [-clip, clip]
+    after every tick if clip is given) and, without layer norm, the outgoing messages (linear read-outs of the new
     h's means). Returns (h, c, forward (P, B, O, M), backward (P, B, A, M)), the messages None
     with layer norm; no autograd."""
     load_extension()

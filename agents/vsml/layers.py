@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from agents.vsml.cpu_ticks import cpu_dense_layer, cpu_tick_supported
 from agents.vsml.sub_lstm import SubLSTMParams, lstm_update, member_matmul, message_rows, per_member, read_out
-from agents.vsml.triton_tick import fused_dense_ticks, fused_tick_supported
+from agents.vsml.triton_layer import fused_dense_layer, fused_layer_supported
 
 #: set VSML_GYM_FUSED_KERNEL=0 to run the eager tick on the GPU too (e.g. to compare)
 FUSED_KERNEL_ENABLED = os.environ.get("VSML_GYM_FUSED_KERNEL", "1") != "0"
@@ -69,9 +70,10 @@ class DenseLayer(Layer):
             ) -> tuple[torch.Tensor, ...]:
         """`ticks` steps of all A x O sub-LSTMs on fixed incoming messages; returns
         (h, c, outgoing forward, outgoing backward) after the last tick."""
-        if _use_cpu_kernel(h, c, fwd, bwd, p.w_h):  # the whole layer step in one C++ call
+        kernel = _layer_kernel(h, c, fwd, bwd, p.w_h)
+        if kernel is not None:  # the whole layer step in one C++ call / Triton launch
             u_add, v_add = (None, None) if coords is None else (self._a_term(p), self._coordinate_b_term(p, coords))
-            h, c, fwd_out, bwd_out = cpu_dense_layer(p, h, c, fwd, bwd, ticks, clip, u_add, v_add)
+            h, c, fwd_out, bwd_out = kernel(p, h, c, fwd, bwd, ticks, clip, u_add, v_add)
             if p.ln is None:
                 return h, c, fwd_out, bwd_out
             return h, c, read_out(h, p.fwd_w, p.fwd_b, p.ln["fwd"], 2), read_out(h, p.bwd_w, p.bwd_b, p.ln["bwd"], 3)
@@ -80,13 +82,10 @@ class DenseLayer(Layer):
         if coords is not None:
             u = u + self._a_term(p).unsqueeze(1)
         v = self._b_term(p, bwd, coords)  # (P, B, O, 4N)
-        if _use_fused_kernel(h, c, u, v, p.w_h):
-            h, c = fused_dense_ticks(h, c, u, v, p.w_h, ticks, clip)
-        else:
-            inputs = (u.unsqueeze(3) + v.unsqueeze(2)).view(pop, -1, u.shape[-1])  # the same for every tick
-            for _ in range(ticks):
-                gates = torch.baddbmm(inputs, h.view(pop, -1, h.shape[-1]), p.w_h).view(*h.shape[:-1], -1)
-                h, c = _clipped(*lstm_update(gates, c), clip)
+        inputs = (u.unsqueeze(3) + v.unsqueeze(2)).view(pop, -1, u.shape[-1])  # the same for every tick
+        for _ in range(ticks):
+            gates = torch.baddbmm(inputs, h.view(pop, -1, h.shape[-1]), p.w_h).view(*h.shape[:-1], -1)
+            h, c = _clipped(*lstm_update(gates, c), clip)
         ln = p.ln or {}
         return h, c, read_out(h, p.fwd_w, p.fwd_b, ln.get("fwd"), 2), read_out(h, p.bwd_w, p.bwd_b, ln.get("bwd"), 3)
 
@@ -139,16 +138,17 @@ class ConvLayer(Layer):
         return h, c, fwd_out, bwd_out
 
 
-def _use_fused_kernel(*tensors: torch.Tensor) -> bool:
-    """The Triton tick has no backward: use it on the GPU when no gradient is being recorded."""
-    if not FUSED_KERNEL_ENABLED or not fused_tick_supported(tensors[0]):
-        return False
-    return not _records_gradient(tensors)
-
-
-def _use_cpu_kernel(*tensors: torch.Tensor) -> bool:
-    """The C++ tick has no backward either: the same rule on the CPU (VSML_GYM_CPU_KERNEL=0 disables it)."""
-    return not _records_gradient(tensors) and cpu_tick_supported(*tensors)
+def _layer_kernel(*tensors: torch.Tensor) -> Callable[..., tuple[torch.Tensor, ...]] | None:
+    """The fused dense-layer step for these tensors: the Triton kernel on the GPU, the C++ one on
+    the CPU, or None (eager torch). Neither kernel has a backward: None while a gradient is
+    being recorded. VSML_GYM_FUSED_KERNEL=0 / VSML_GYM_CPU_KERNEL=0 switch them off (to compare)."""
+    if _records_gradient(tensors):
+        return None
+    if FUSED_KERNEL_ENABLED and fused_layer_supported(tensors[0]):
+        return fused_dense_layer
+    if cpu_tick_supported(*tensors):
+        return cpu_dense_layer
+    return None
 
 
 def _records_gradient(tensors: tuple[torch.Tensor, ...]) -> bool:

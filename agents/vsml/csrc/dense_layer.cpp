@@ -1,6 +1,5 @@
 // One step of a dense VSML layer on the CPU: input terms, fused micro ticks and the outgoing
-// messages in one call. The ticks have the semantics of
-// agents/vsml/triton_tick.py::fused_dense_ticks for float32 tensors.
+// messages in one call, the CPU's twin of agents/vsml/triton_layer.py (float32 tensors).
 //
 // Every sub-LSTM s = (p, b, a, o) does, `ticks` times with the same inputs,
 //   gates = h_s @ W_h[p] + u[p, b, a] + v[p, b, o]      (internal order i, f, o, 2g)
