@@ -1,0 +1,91 @@
+"""Side-by-side timing of variants of the C++ dense-layer kernel, in one process; prints JSON.
+
+    python benchmarks/cpu_kernel_ab.py shipped=agents/vsml/csrc/dense_layer.cpp \\
+        rcp=/tmp/rcp.cpp --population 32 --rounds 8
+
+Each NAME=SOURCE is built under its own operator namespace (so all load side by side) and
+called on the same MNIST-sized layer step (784 x 10, N=16, two micro ticks, random states,
+single-channel messages). Rounds alternate between the variants, so the drift of a shared
+machine hits them alike; the fastest round of each is compared with the first variant's. Also
+reports each variant's largest difference to the first one's outputs. A tool for kernel work:
+edit a copy of the source, measure, keep what wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agents.vsml import VSML  # noqa: E402
+from agents.vsml.cpu_ticks import _import_cpp_extension, build_directory  # noqa: E402
+from agents.vsml.sub_lstm import SubLSTMParams, message_rows  # noqa: E402
+
+INPUTS, CLASSES, TICKS = 784, 10, 2
+
+
+def load_variant(name: str, source: Path):
+    """Builds `source` with its operators registered as torch.ops.ab_<name> and returns the layer op."""
+    text = source.read_text()
+    if "TORCH_LIBRARY(vsml_gym," not in text:
+        raise SystemExit(f"{source} does not register TORCH_LIBRARY(vsml_gym, ...)")
+    directory = build_directory() / f"ab_{name}"
+    directory.mkdir(parents=True, exist_ok=True)
+    renamed = directory / f"ab_{name}.cpp"
+    renamed.write_text(text.replace("TORCH_LIBRARY(vsml_gym,", f"TORCH_LIBRARY(ab_{name},"))
+    _import_cpp_extension().load(name=f"ab_{name}", sources=[str(renamed)], extra_cflags=["-O3", "-fopenmp"],
+                                 extra_ldflags=["-fopenmp"], build_directory=str(directory), is_python_module=False)
+    return getattr(torch.ops, f"ab_{name}").dense_layer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variants", nargs="+", metavar="NAME=SOURCE", help="kernel sources to compare (first: reference)")
+    parser.add_argument("--population", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=8, help="alternating rounds per variant")
+    parser.add_argument("--calls", type=int, default=5, help="layer steps per round")
+    args = parser.parse_args()
+    ops = {}
+    for spec in args.variants:
+        name, _, source = spec.partition("=")
+        if not name.isidentifier() or not source:
+            parser.error(f"expected NAME=SOURCE with NAME an identifier, got {spec!r}")
+        ops[name] = load_variant(name, Path(source))
+
+    pop = args.population
+    learner = VSML((INPUTS,), CLASSES)
+    p = SubLSTMParams(learner.shape, learner.param_spec.unflatten(learner.init_params(pop, seed=0)))
+    gen = torch.Generator().manual_seed(0)
+    h = torch.rand(pop, 1, INPUTS, CLASSES, 16, generator=gen) * 2 - 1
+    c = torch.randn(pop, 1, INPUTS, CLASSES, 16, generator=gen)
+    fwd, bwd = torch.randn(pop, 1, INPUTS, 1, generator=gen), torch.randn(pop, 1, CLASSES, 1, generator=gen)
+
+    def step(op):
+        return op(h, c, fwd, bwd, message_rows(p.w_fwd, fwd), message_rows(p.w_bwd, bwd), p.bias, p.w_h, None, None,
+                  p.fwd_w, p.fwd_b, p.bwd_w, p.bwd_b, TICKS, None)
+
+    reference = step(next(iter(ops.values())))
+    seconds = {name: [] for name in ops}
+    for _ in range(args.rounds):
+        for name, op in ops.items():
+            start = time.perf_counter()
+            for _ in range(args.calls):
+                step(op)
+            seconds[name].append((time.perf_counter() - start) / args.calls)
+    first = min(seconds[next(iter(ops))])
+    print(json.dumps({"population": pop, "threads": torch.get_num_threads(), "rounds": args.rounds, "variants": {
+        name: {"ms_fastest": round(1e3 * min(s), 3), "ms_median": round(1e3 * statistics.median(s), 3),
+               "speed_vs_first": round(first / min(s), 3), "kernel_examples_per_s": round(pop / min(s), 1),
+               "max_abs_diff_vs_first": max(float((a - b).abs().max()) for a, b in zip(step(ops[name]), reference))}
+        for name, s in seconds.items()}}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
