@@ -323,11 +323,11 @@ AVX2 void avx2_groups(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, 
     }
     v[g] = pr.v + pr.v_row(pb, o0 + g);
   }
-  // states from memory (large problems): the next group's rows into L1 while this one ticks,
-  // the next outputs of this item, else the first ones of the next item (of the same network)
+  // the next group's rows into L1 while this one ticks: the next outputs of this item, else
+  // the first ones of the next item (of the same network)
   const bool next_in_item = o0 + G < pr.num_o;
   const int64_t next_a = next_in_item ? a0 : a0 + kLanes, next_o = next_in_item ? o0 + G : 0;
-  for (int64_t a = next_a; pr.stream && a < std::min(next_a + kLanes, pr.num_a); ++a) {
+  for (int64_t a = next_a; a < std::min(next_a + kLanes, pr.num_a); ++a) {
     const int64_t row = pr.state_row(pb, a, next_o);
     for (int64_t k = 0; k < std::min<int64_t>(G, pr.num_o - next_o) * N; k += 16) {
       _mm_prefetch(reinterpret_cast<const char*>(pr.h + row + k), _MM_HINT_T0);
@@ -354,25 +354,21 @@ AVX2 void avx2_groups(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, 
   }
 }
 
-// Asks for the memory of the next item (pb, a0..a0+7) while this one computes: items read
-// their rows strided, which the hardware prefetchers do not anticipate from one item to the
-// next. Small problems (states in the caches): into L1, and the output rows with the intent to
-// write. Large ones (states from memory, outputs streamed): into L2, and each group of outputs
-// pulls the next group's rows on into L1 (`avx2_groups`); a whole item in L1 would crowd out
-// the ticks' working set (7 % faster at P=32, benchmarks/cpu_kernel_ab.py).
+// Asks for the memory of the next item (pb, a0..a0+7) into L2 while this one computes (and
+// for the output rows with the intent to write, unless they are streamed): items read their
+// rows strided, which the hardware prefetchers do not anticipate from one item to the next.
+// Each group of outputs then pulls the next group's rows on into L1 (`avx2_groups`): a whole
+// item there would crowd out the ticks' working set (4-10 % faster at P=8 and P=32 than the
+// whole item into L1, benchmarks/cpu_kernel_ab.py).
 AVX2_INLINE void prefetch_item(const Problem& pr, int64_t pb, int64_t a0) {
   constexpr int64_t kLine = 64 / sizeof(float);
   const int64_t a_end = std::min(a0 + kLanes, pr.num_a);
   for (int64_t i = pr.state_row(pb, a0, 0); i < pr.state_row(pb, a_end, 0); i += kLine) {
-    if (pr.stream) {  // into L2; the groups pull their rows on into L1
-      _mm_prefetch(reinterpret_cast<const char*>(pr.h + i), _MM_HINT_T1);
-      _mm_prefetch(reinterpret_cast<const char*>(pr.c + i), _MM_HINT_T1);
-      continue;
-    }
-    _mm_prefetch(reinterpret_cast<const char*>(pr.h + i), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(pr.c + i), _MM_HINT_T0);
-    __builtin_prefetch(pr.h_out + i, 1, 3);
-    __builtin_prefetch(pr.c_out + i, 1, 3);
+    _mm_prefetch(reinterpret_cast<const char*>(pr.h + i), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(pr.c + i), _MM_HINT_T1);
+    if (pr.stream) continue;
+    __builtin_prefetch(pr.h_out + i, 1, 2);
+    __builtin_prefetch(pr.c_out + i, 1, 2);
   }
 }
 
