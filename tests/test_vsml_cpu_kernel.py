@@ -64,7 +64,8 @@ def test_kernel_equals_eager_dense_tick(monkeypatch, shape, ticks, clip, scale):
 
 
 def test_kernel_equals_eager_dense_tick_for_a_population_beyond_the_caches(monkeypatch):
-    """P = 24 MNIST-sized layers: states far beyond the caches, many items per thread."""
+    """Outputs beyond 1 MB take the streaming-store path; P = 24 MNIST-sized layers: states far
+    beyond the caches, many items per thread."""
     assert_kernel_matches_eager(monkeypatch, (24, 1, 784, 10, 16), 2, None, 1.0)
 
 

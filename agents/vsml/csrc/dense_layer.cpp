@@ -106,6 +106,8 @@ void member_rows(const float* x, const float* w, const float* b, const float* ad
   });
 }
 
+constexpr int64_t kStreamBytes = 1 << 20;  // outputs beyond this bypass the caches (1 MB: this machine's L2s)
+
 // ------------------------------------------------------------------------------------ scalar
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
@@ -524,10 +526,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_layer(
 
   static BufferPool* pool = new BufferPool;  // never destroyed: tensors may outlive static destructors
   at::Tensor h_out = pool->empty(hc.sizes()), c_out = pool->empty(cc.sizes());
-  // outputs go past the caches (no read for ownership, no eviction of the inputs to come),
-  // where a row is whole cache lines: 4-10 % faster from P=1 on (benchmarks/cpu_kernel_ab.py),
-  // the next step's reads of them being prefetched anyway
-  const bool stream = n % 16 == 0;
+  // outputs that outgrow the L2 caches go past all caches (no read for ownership, no eviction
+  // of the inputs to come), where a row is whole cache lines: 8-25 % faster from P=2 on
+  // (benchmarks/cpu_kernel_ab.py), the next step's reads of them being prefetched anyway
+  const bool stream = 2 * h_out.nbytes() > kStreamBytes && n % 16 == 0;
   const int64_t blocks = (num_a + kLanes - 1) / kLanes, items = pop * batch * blocks;
   at::Tensor sum_a = at::empty({read_outs ? pop : 0, batch, blocks, num_o, n}, hc.options());
   at::Tensor bwd_out = at::empty({read_outs ? pop : 0, batch, num_a, m}, hc.options());
