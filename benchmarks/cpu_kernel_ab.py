@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.vsml import VSML  # noqa: E402
-from agents.vsml.cpu_ticks import _import_cpp_extension, build_directory  # noqa: E402
+from agents.vsml.cpu_ticks import build_directory, compile_and_load  # noqa: E402
 from agents.vsml.sub_lstm import SubLSTMParams, message_rows  # noqa: E402
 
 INPUTS, CLASSES, TICKS = 784, 10, 2
@@ -41,8 +41,7 @@ def load_variant(name: str, source: Path):
     directory.mkdir(parents=True, exist_ok=True)
     renamed = directory / f"ab_{name}.cpp"
     renamed.write_text(text.replace("TORCH_LIBRARY(vsml_gym,", f"TORCH_LIBRARY(ab_{name},"))
-    _import_cpp_extension().load(name=f"ab_{name}", sources=[str(renamed)], extra_cflags=["-O3", "-fopenmp"],
-                                 extra_ldflags=["-fopenmp"], build_directory=str(directory), is_python_module=False)
+    compile_and_load(f"ab_{name}", renamed, directory)
     return getattr(torch.ops, f"ab_{name}").dense_layer
 
 

@@ -53,6 +53,10 @@ SCRIPT = textwrap.dedent("""
             for got, want in zip(fused, eager):  # h, c, outgoing forward and backward messages
                 torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
+    layers.FUSED_KERNEL_ENABLED = True
+    h64 = torch.zeros(1, 1, 3, 2, 16, dtype=torch.float64)
+    assert layers._layer_kernel(h64, h64) is None  # float32 only: other dtypes take the eager path
+
     # a whole deep VSML (hidden layer: 8-channel messages both ways) over a few steps
     learner = VSML((12,), 4, layers=[{"type": "dense", "size": 6}, {"type": "dense"}], backward_pass=True)
     params = learner.init_params(2) + 0.3 * torch.randn(2, learner.num_params, generator=torch.Generator().manual_seed(7))

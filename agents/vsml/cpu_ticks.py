@@ -3,8 +3,8 @@
 Input terms, micro ticks and read-outs in one call, the CPU's twin of
 `triton_layer.fused_dense_layer`. The eager CPU tick spends its time writing and re-reading the
 gates, and the dozen small torch ops around it cost as much as the ticks of one network; the
-extension keeps the gates in registers, vectorised with AVX2 (chosen at run time, scalar code elsewhere) and
-parallel over OpenMP threads. It is built on first use with torch's JIT extension loader (needs
+extension keeps the gates in registers, vectorised with AVX2 (chosen at run time, scalar code
+elsewhere) and parallel over OpenMP threads. It is built on first use with torch's JIT extension loader (needs
 a C++ compiler and ninja; ~20 s) and cached under $XDG_CACHE_HOME/vsml_gym/torch_extensions, so
 later processes only load it. If the build fails the learner falls back to the eager tick with
 one warning. VSML_GYM_CPU_KERNEL=0 disables it (e.g. to compare).
@@ -36,19 +36,24 @@ def _build() -> Exception | None:
     """Builds (or finds the cached build) and loads the extension, once per process. Returns the
     error instead of raising: a machine without a compiler must still run the learner."""
     try:
-        cpp_extension = _import_cpp_extension()
-        if shutil.which("ninja") is None:  # pip's ninja sits in the venv's bin, maybe not on PATH
-            import ninja
-
-            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
-        directory = build_directory()
-        directory.mkdir(parents=True, exist_ok=True)
-        cpp_extension.load(name="vsml_gym_dense_layer", sources=[str(SOURCE)], extra_cflags=["-O3", "-fopenmp"],
-                           extra_ldflags=["-fopenmp"], build_directory=str(directory), is_python_module=False)
+        compile_and_load("vsml_gym_dense_layer", SOURCE, build_directory())
     except Exception as error:  # no compiler, no ninja, a read-only cache...
         warnings.warn(f"the VSML CPU kernel could not be built, using the slower eager tick: {error}", RuntimeWarning)
         return error
     return None
+
+
+def compile_and_load(name: str, source: Path, directory: Path) -> None:
+    """Builds `source` (if its cached build in `directory` is stale) and loads its operators into
+    torch.ops, with the flags the kernel needs."""
+    cpp_extension = _import_cpp_extension()
+    if shutil.which("ninja") is None:  # pip's ninja sits in the venv's bin, maybe not on PATH
+        import ninja
+
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+    directory.mkdir(parents=True, exist_ok=True)
+    cpp_extension.load(name=name, sources=[str(source)], extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"],
+                       build_directory=str(directory), is_python_module=False)
 
 
 def _import_cpp_extension():
@@ -86,8 +91,8 @@ def cpu_dense_layer(p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: tor
     """One step of a dense layer (`DenseLayer.run`) in one call: the input terms u = fwd @ w_fwd
     (+ u_add (P, A, 4N)) and v = bwd @ w_bwd + bias (+ v_add (P, O, 4N)), `ticks` micro ticks
     (h, c (P, B, A, O, N), fwd (P, B, A, K), bwd (P, B, O, K); states clipped to [-clip, clip]
-    after every tick if clip is given) and, without layer norm, the outgoing messages (linear read-outs of the new
-    h's means). Returns (h, c, forward (P, B, O, M), backward (P, B, A, M)), the messages None
+    after every tick if clip is given) and, without layer norm, the outgoing messages (linear
+    read-outs of the new h's means). Returns (h, c, forward (P, B, O, M), backward (P, B, A, M)), the messages None
     with layer norm; no autograd."""
     load_extension()
     read_outs = (None,) * 4 if p.ln is not None else (p.fwd_w, p.fwd_b, p.bwd_w, p.bwd_b)

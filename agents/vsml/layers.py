@@ -74,18 +74,18 @@ class DenseLayer(Layer):
         if kernel is not None:  # the whole layer step in one C++ call / Triton launch
             u_add, v_add = (None, None) if coords is None else (self._a_term(p), self._coordinate_b_term(p, coords))
             h, c, fwd_out, bwd_out = kernel(p, h, c, fwd, bwd, ticks, clip, u_add, v_add)
-            if p.ln is None:
+            if fwd_out is not None:  # the kernels take the linear read-outs; layer-normed ones follow
                 return h, c, fwd_out, bwd_out
-            return h, c, read_out(h, p.fwd_w, p.fwd_b, p.ln["fwd"], 2), read_out(h, p.bwd_w, p.bwd_b, p.ln["bwd"], 3)
-        pop = h.shape[0]
-        u = member_matmul(fwd, message_rows(p.w_fwd, fwd))  # (P, B, A, 4N)
-        if coords is not None:
-            u = u + self._a_term(p).unsqueeze(1)
-        v = self._b_term(p, bwd, coords)  # (P, B, O, 4N)
-        inputs = (u.unsqueeze(3) + v.unsqueeze(2)).view(pop, -1, u.shape[-1])  # the same for every tick
-        for _ in range(ticks):
-            gates = torch.baddbmm(inputs, h.view(pop, -1, h.shape[-1]), p.w_h).view(*h.shape[:-1], -1)
-            h, c = _clipped(*lstm_update(gates, c), clip)
+        else:
+            pop = h.shape[0]
+            u = member_matmul(fwd, message_rows(p.w_fwd, fwd))  # (P, B, A, 4N)
+            if coords is not None:
+                u = u + self._a_term(p).unsqueeze(1)
+            v = self._b_term(p, bwd, coords)  # (P, B, O, 4N)
+            inputs = (u.unsqueeze(3) + v.unsqueeze(2)).view(pop, -1, u.shape[-1])  # the same for every tick
+            for _ in range(ticks):
+                gates = torch.baddbmm(inputs, h.view(pop, -1, h.shape[-1]), p.w_h).view(*h.shape[:-1], -1)
+                h, c = _clipped(*lstm_update(gates, c), clip)
         ln = p.ln or {}
         return h, c, read_out(h, p.fwd_w, p.fwd_b, ln.get("fwd"), 2), read_out(h, p.bwd_w, p.bwd_b, ln.get("bwd"), 3)
 
@@ -144,7 +144,7 @@ def _layer_kernel(*tensors: torch.Tensor) -> Callable[..., tuple[torch.Tensor, .
     being recorded. VSML_GYM_FUSED_KERNEL=0 / VSML_GYM_CPU_KERNEL=0 switch them off (to compare)."""
     if _records_gradient(tensors):
         return None
-    if FUSED_KERNEL_ENABLED and fused_layer_supported(tensors[0]):
+    if FUSED_KERNEL_ENABLED and fused_layer_supported(*tensors):
         return fused_dense_layer
     if cpu_tick_supported(*tensors):
         return cpu_dense_layer

@@ -107,13 +107,18 @@ def per_member(v: torch.Tensor, ndim: int) -> torch.Tensor:
     return v.view(v.shape[0], *([1] * (ndim - 2)), v.shape[-1])
 
 
+def linear_read_out(mean_h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The message of a mean state (P, ..., N) -> (P, ..., M): the read-out without layer norm."""
+    out = member_matmul(mean_h, w)
+    return out + per_member(b, out.dim())
+
+
 def read_out(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, ln: tuple[torch.Tensor, torch.Tensor] | None,
              reduce_dim: int) -> torch.Tensor:
     """Message = mean over `reduce_dim` of the read-outs (linear, optionally layer-normed) of h.
     Without layer norm the mean is taken first: mean and linear map commute."""
     if ln is None:
-        out = member_matmul(h.mean(reduce_dim), w)
-        return out + per_member(b, out.dim())
+        return linear_read_out(h.mean(reduce_dim), w, b)
     messages = member_matmul(h, w) + per_member(b, h.dim())
     scale, offset = ln
     messages = F.layer_norm(messages, messages.shape[-1:]) * per_member(scale, h.dim()) + per_member(offset, h.dim())

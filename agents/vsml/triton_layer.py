@@ -25,7 +25,7 @@ import os
 
 import torch
 
-from agents.vsml.sub_lstm import SubLSTMParams, member_matmul, message_rows, per_member
+from agents.vsml.sub_lstm import SubLSTMParams, linear_read_out, message_rows
 
 try:
     import triton
@@ -41,9 +41,14 @@ PRECISION = os.environ.get("VSML_GYM_FUSED_PRECISION", "ieee")
 CONFIGS = ((16, 1), (16, 2), (32, 1), (32, 2), (32, 4), (64, 2), (64, 4))
 
 
-def fused_layer_supported(h: torch.Tensor) -> bool:
+PRECISIONS = ("ieee", "tf32x3")
+
+
+def fused_layer_supported(h: torch.Tensor, *tensors: torch.Tensor) -> bool:
+    """float32 CUDA tensors (CPU ones in the interpreter), states h of a power-of-two size >= 16."""
     n = h.shape[-1]
-    return triton is not None and (h.is_cuda or INTERPRET) and n >= 16 and n & (n - 1) == 0
+    fits = all(t.dtype == torch.float32 and (t.is_cuda or INTERPRET) for t in (h, *tensors))
+    return triton is not None and fits and n >= 16 and n & (n - 1) == 0
 
 
 if triton is not None:
@@ -61,14 +66,17 @@ if triton is not None:
 
     @triton.jit
     def _unit_terms(msg_ptr, w_ptr, add_ptr, units, unit_mask, cols, K: tl.constexpr, G: tl.constexpr,
-                    ADD: tl.constexpr):
-        """Gate input of messages: msg[unit, :K] @ w[:K, cols] (+ add[unit, cols]), (units, cols)."""
+                    ADD: tl.constexpr, bias_ptr=None):
+        """Gate input of messages: msg[unit, :K] @ w[:K, cols] (+ add[unit, cols]) (+ bias[cols]),
+        shape (units, cols)."""
         acc = tl.load(msg_ptr + units * K, mask=unit_mask, other=0.0)[:, None] * tl.load(w_ptr + cols)[None, :]
         for k in tl.static_range(1, K):
             acc += tl.load(msg_ptr + units * K + k, mask=unit_mask, other=0.0)[:, None] * \
                 tl.load(w_ptr + k * G + cols)[None, :]
         if ADD:
             acc += tl.load(add_ptr + units[:, None] * G + cols[None, :], mask=unit_mask[:, None], other=0.0)
+        if bias_ptr is not None:
+            acc += tl.load(bias_ptr + cols)[None, :]
         return acc
 
     @triton.jit
@@ -78,6 +86,7 @@ if triton is not None:
                             KB: tl.constexpr, M: tl.constexpr, M_PAD: tl.constexpr, TICKS: tl.constexpr,
                             CLIP: tl.constexpr, ADD: tl.constexpr, READ_OUT: tl.constexpr,
                             PRECISION: tl.constexpr, FAST: tl.constexpr, BLOCK: tl.constexpr):
+        # PB (= P x B, the grid's second axis) only keys the autotuner; SUM_BLOCKS: fwd_sum's block axis
         block = tl.program_id(0)
         pb = tl.program_id(1).to(tl.int64)  # member * B + stream; int64: offsets beyond 2^31 at large P
         member = pb // B
@@ -90,13 +99,10 @@ if triton is not None:
         w_i, w_f, w_o, w_g = tl.load(w_h), tl.load(w_h + N), tl.load(w_h + 2 * N), tl.load(w_h + 3 * N)
         # forward-message part of the gates: per input unit, the same for every o and tick
         fwd, u_add = fwd_ptr + pb * A * KF, u_add_ptr + member * A * 4 * N
-        u_i = _unit_terms(fwd, w_fwd, u_add, units, unit_mask, cols, KF, 4 * N, ADD) + tl.load(bias + cols)[None, :]
-        u_f = _unit_terms(fwd, w_fwd, u_add, units, unit_mask, cols + N, KF, 4 * N, ADD) + \
-            tl.load(bias + N + cols)[None, :]
-        u_o = _unit_terms(fwd, w_fwd, u_add, units, unit_mask, cols + 2 * N, KF, 4 * N, ADD) + \
-            tl.load(bias + 2 * N + cols)[None, :]
-        u_g = _unit_terms(fwd, w_fwd, u_add, units, unit_mask, cols + 3 * N, KF, 4 * N, ADD) + \
-            tl.load(bias + 3 * N + cols)[None, :]
+        u_i = _unit_terms(fwd, w_fwd, u_add, units, unit_mask, cols, KF, 4 * N, ADD, bias)
+        u_f = _unit_terms(fwd, w_fwd, u_add, units, unit_mask, cols + N, KF, 4 * N, ADD, bias)
+        u_o = _unit_terms(fwd, w_fwd, u_add, units, unit_mask, cols + 2 * N, KF, 4 * N, ADD, bias)
+        u_g = _unit_terms(fwd, w_fwd, u_add, units, unit_mask, cols + 3 * N, KF, 4 * N, ADD, bias)
         bwd, v_add = bwd_ptr + pb * O * KB, v_add_ptr + member * O * 4 * N
         rows = ((pb * A + units[:, None]) * O) * N + cols[None, :]  # states of (a, o=0)
         mask = unit_mask[:, None]
@@ -151,6 +157,9 @@ def fused_dense_layer(p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: t
     carrying their first K channels; u_add (P, A, 4N) and v_add (P, O, 4N) coordinate terms.
     Returns (h, c, forward (P, B, O, M), backward (P, B, A, M)), the messages None with layer
     norm. `config` = (block, warps) bypasses the autotuner (benchmarks). No autograd."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"fused-kernel precision must be one of {PRECISIONS} (VSML_GYM_FUSED_PRECISION), "
+                         f"got {precision!r}")
     pop, batch, num_a, num_o, n = h.shape
     m = p.fwd_w.shape[-1]
     h, c, fwd, bwd = h.contiguous(), c.contiguous(), fwd.contiguous(), bwd.contiguous()
@@ -158,14 +167,13 @@ def fused_dense_layer(p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: t
     h_out, c_out = torch.empty_like(h), torch.empty_like(c)
     read_out = p.ln is None
     add = u_add is not None
-    block_options = (config[0],) if config else (CONFIGS[0][0],) if INTERPRET else tuple({b for b, _ in CONFIGS})
-    # forward read-out partial sums: one row per block of units, sized for the smallest block tried
-    fwd_sum = h.new_empty(pop, batch, triton.cdiv(num_a, min(block_options)), num_o, n) if read_out else h_out
+    # forward read-out partial sums: one row per block of units, room for the smallest block tried
+    sum_blocks = triton.cdiv(num_a, config[0] if config else min(block for block, _ in CONFIGS))
+    fwd_sum = h.new_empty(pop, batch, sum_blocks, num_o, n) if read_out else h_out  # h_out: an unused pointer
     bwd_out = h.new_empty(pop, batch, num_a, m) if read_out else h_out
     args = (h, c, fwd, bwd, w_fwd, w_bwd, p.bias.contiguous(), p.w_h.contiguous(),
-            u_add.contiguous() if add else h, v_add.contiguous() if add else h,
-            p.bwd_w.contiguous(), p.bwd_b.contiguous(), h_out, c_out, fwd_sum, bwd_out, pop * batch, batch, fwd_sum.shape[2] if read_out else 0,
-            float(clip or 0.0))
+            u_add.contiguous() if add else h, v_add.contiguous() if add else h, p.bwd_w.contiguous(),
+            p.bwd_b.contiguous(), h_out, c_out, fwd_sum, bwd_out, pop * batch, batch, sum_blocks, float(clip or 0.0))
     options = {"A": num_a, "O": num_o, "N": n, "KF": fwd.shape[-1], "KB": bwd.shape[-1], "M": m,
                "M_PAD": triton.next_power_of_2(m), "TICKS": ticks, "CLIP": clip is not None, "ADD": add,
                "READ_OUT": read_out, "PRECISION": precision, "FAST": not INTERPRET}  # the interpreter has no PTX
@@ -178,5 +186,4 @@ def fused_dense_layer(p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: t
     if not read_out:
         return h_out, c_out, None, None
     sums = fwd_sum[:, :, : triton.cdiv(num_a, block)].sum(2)  # (P, B, O, N): h summed over all units a
-    fwd_out = member_matmul(sums / num_a, p.fwd_w) + per_member(p.fwd_b, 4)
-    return h_out, c_out, fwd_out, bwd_out
+    return h_out, c_out, linear_read_out(sums / num_a, p.fwd_w, p.fwd_b), bwd_out

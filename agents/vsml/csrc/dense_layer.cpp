@@ -42,6 +42,7 @@
 namespace {
 
 constexpr int64_t kLanes = 8;  // sub-LSTMs per work item along a (one AVX2 register)
+constexpr int64_t kLineFloats = 64 / sizeof(float);  // floats per cache line
 
 // out[j] += sum_k x[k] w[k][j], j < J: one row of the small (1 x K) @ (K x J) products around the
 // ticks (input terms, read-outs)
@@ -106,7 +107,7 @@ void member_rows(const float* x, const float* w, const float* b, const float* ad
   });
 }
 
-constexpr int64_t kStreamBytes = 1 << 20;  // outputs beyond this bypass the caches (1 MB: this machine's L2s)
+constexpr int64_t kStreamBytes = 1 << 20;  // outputs beyond this bypass the caches (this machine's L2s)
 
 // ------------------------------------------------------------------------------------ scalar
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
@@ -329,7 +330,7 @@ AVX2 void avx2_groups(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, 
   const int64_t next_a = next_in_item ? a0 : a0 + kLanes, next_o = next_in_item ? o0 + G : 0;
   for (int64_t a = next_a; a < std::min(next_a + kLanes, pr.num_a); ++a) {
     const int64_t row = pr.state_row(pb, a, next_o);
-    for (int64_t k = 0; k < std::min<int64_t>(G, pr.num_o - next_o) * N; k += 16) {
+    for (int64_t k = 0; k < std::min<int64_t>(G, pr.num_o - next_o) * N; k += kLineFloats) {
       _mm_prefetch(reinterpret_cast<const char*>(pr.h + row + k), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(pr.c + row + k), _MM_HINT_T0);
     }
@@ -361,9 +362,8 @@ AVX2 void avx2_groups(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, 
 // item there would crowd out the ticks' working set (4-10 % faster at P=8 and P=32 than the
 // whole item into L1, benchmarks/cpu_kernel_ab.py).
 AVX2_INLINE void prefetch_item(const Problem& pr, int64_t pb, int64_t a0) {
-  constexpr int64_t kLine = 64 / sizeof(float);
   const int64_t a_end = std::min(a0 + kLanes, pr.num_a);
-  for (int64_t i = pr.state_row(pb, a0, 0); i < pr.state_row(pb, a_end, 0); i += kLine) {
+  for (int64_t i = pr.state_row(pb, a0, 0); i < pr.state_row(pb, a_end, 0); i += kLineFloats) {
     _mm_prefetch(reinterpret_cast<const char*>(pr.h + i), _MM_HINT_T1);
     _mm_prefetch(reinterpret_cast<const char*>(pr.c + i), _MM_HINT_T1);
     if (pr.stream) continue;
@@ -527,9 +527,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_layer(
   static BufferPool* pool = new BufferPool;  // never destroyed: tensors may outlive static destructors
   at::Tensor h_out = pool->empty(hc.sizes()), c_out = pool->empty(cc.sizes());
   // outputs that outgrow the L2 caches go past all caches (no read for ownership, no eviction
-  // of the inputs to come), where a row is whole cache lines: 8-25 % faster from P=2 on
+  // of the inputs to come), where a row is whole cache lines: ~8 % faster at P=4 and P=8
   // (benchmarks/cpu_kernel_ab.py), the next step's reads of them being prefetched anyway
-  const bool stream = 2 * h_out.nbytes() > kStreamBytes && n % 16 == 0;
+  const bool stream = 2 * h_out.nbytes() > kStreamBytes && n % kLineFloats == 0;
   const int64_t blocks = (num_a + kLanes - 1) / kLanes, items = pop * batch * blocks;
   at::Tensor sum_a = at::empty({read_outs ? pop : 0, batch, blocks, num_o, n}, hc.options());
   at::Tensor bwd_out = at::empty({read_outs ? pop : 0, batch, num_a, m}, hc.options());
