@@ -5,7 +5,8 @@ A learner is stateless code; everything that changes lives in tensors with leadi
 
 - meta-parameters: one flat (P, D) tensor (`init_params`), named views via `param_spec`;
 - learner state (fast weights, LSTM states, ...): a dict of (P, B, ...) tensors (`initial_state`);
-- `step(params, state, obs) -> (logits, state)` advances every member on every stream at once.
+- `step(params, state, obs) -> (logits, state)` advances every member on every stream at once
+  (`step_donated`: the same for callers that never read the old state again).
 
 Observations follow the environment suite: obs["x"] (P, B, *input_shape), obs["error"] and
 obs["label"] (P, B, C) carry the feedback of the previous step.
@@ -67,6 +68,12 @@ class Learner(ABC):
     @abstractmethod
     def step(self, params: torch.Tensor, state: State, obs: Observation) -> tuple[torch.Tensor, State]:
         """Predict logits (P, B, C) for obs["x"] after learning from obs["error"]/obs["label"]."""
+
+    def step_donated(self, params: torch.Tensor, state: State, obs: Observation) -> tuple[torch.Tensor, State]:
+        """`step` for a caller that hands `state` over: it never reads those tensors again (a
+        rollout does not), so the learner may write the new state into them instead of fresh
+        memory. The results are the same as `step`'s. Default: `step`."""
+        return self.step(params, state, obs)
 
     def describe(self) -> dict[str, Any]:
         """Name, sizes and configuration, for logs and result files."""

@@ -79,7 +79,7 @@ def rollout(learner: Learner, params: torch.Tensor, env, seed: int | Sequence[in
             state = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
             obs = {k: v.detach() for k, v in obs.items()}
         member_obs: Observation = {key: members_view(value, population) for key, value in obs.items()}
-        logits, state = learner.step(params, state, member_obs)
+        logits, state = learner.step_donated(params, state, member_obs)  # the old state is never read again
         obs, _, _, truncated, info = env.step(env_view(logits))
         losses.append(members_view(info["loss"], population))
         corrects.append(members_view(info["correct"], population))

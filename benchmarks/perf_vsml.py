@@ -11,7 +11,7 @@ examples_per_s, the median examples_per_s_median). Every (implementation, popula
 its own subprocess, one after the other, so peak memory is measured per run. Implementations:
 `baseline` (benchmarks/vsml_baseline.py), `vsml` (agents.vsml as shipped: the Triton layer
 step of agents/vsml/triton_layer.py on CUDA, the C++ one of agents/vsml/cpu_ticks.py on the
-CPU), `vsml-eager` (agents.vsml with both fused kernels switched off). `--rollout` times the
+CPU, stepped with `step_donated` as agents.rollout does), `vsml-eager` (agents.vsml with both fused kernels switched off). `--rollout` times the
 whole ES evaluation instead: `agents.rollout` over the native vector env (antithetic pairs sharing
 streams), as one reference ES step evaluates 1024 pairs x 500 examples. Prints one JSON document.
 """
@@ -84,7 +84,8 @@ def run_worker(implementation: str, population: int, steps: int, device_name: st
             if implementation == "baseline":
                 logits = baseline_step(named, state, x, error)
             else:
-                logits, state = learner.step(params, state, {"x": x, "error": error, "label": torch.zeros_like(error)})
+                obs = {"x": x, "error": error, "label": torch.zeros_like(error)}
+                logits, state = learner.step_donated(params, state, obs)  # as agents.rollout steps
             error = torch.softmax(logits, -1) - F.one_hot(ys[t].view(population, 1), CLASSES)
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

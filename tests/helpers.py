@@ -25,16 +25,18 @@ class DataEcho(Learner):
         return obs["x"].flatten(2)[..., : self.num_classes] * 3.0, state
 
 
-def online_episode_logits(learner, params, xs, labels, state_seed=5):
+def online_episode_logits(learner, params, xs, labels, state_seed=5, donated=False):
     """Logits (T, P, B, C) of one online episode: each prediction's error (softmax - one-hot) is
-    fed back at the next step, as the envs do. xs (T, P, B, ...), labels (T, P, B)."""
+    fed back at the next step, as the envs do. xs (T, P, B, ...), labels (T, P, B). `donated`
+    steps with `step_donated`."""
     classes = learner.num_classes
     state = learner.initial_state(params, labels.shape[2], torch.Generator().manual_seed(state_seed))
     error, seen = torch.zeros(*labels.shape[1:], classes), []
+    step = learner.step_donated if donated else learner.step
     with torch.no_grad():
         for x, label in zip(xs, labels):
             target = torch.nn.functional.one_hot(label, classes).float()
-            logits, state = learner.step(params, state, {"x": x, "error": error, "label": target})
+            logits, state = step(params, state, {"x": x, "error": error, "label": target})
             error = torch.softmax(logits, -1) - target
             seen.append(logits)
     return torch.stack(seen)

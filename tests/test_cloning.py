@@ -12,6 +12,7 @@ from agents.cloning.curriculum import ClonedNetworks, DeepConfig, message_masks,
 from agents.cloning.learner import CHECKPOINT, ClonedBackpropVSML
 from agents.cloning.targets import BackpropReference, CloneTargets
 from agents.cloning.train import CloneParams, evaluate_clone, load_clone, weighted_score
+from helpers import online_episode_logits
 from vsml_gym.cli import main as cli_main
 
 # RMS errors (w units) on fresh random data (weights uniform in [-4, 4] half of the time); an
@@ -47,6 +48,17 @@ def test_small_weights_forward_is_accurate(shipped):
     c[:, [0, 2, 7]] = (w / targets.scale).unsqueeze(1)
     _, _, y, _ = clone.tick(x, torch.zeros_like(x), torch.zeros_like(c), c)
     assert (y - torch.tanh(x) * w).abs().max() < 0.03
+
+
+def test_cloned_vsml_donated_steps_equal_plain_steps():
+    """The clone's own step (a backward pass, then cleared messages) also runs when a rollout
+    donates its states."""
+    learner = make_learner("vsml_cloned", (1, 6, 6), 3, hidden=[4])
+    params = learner.init_params(2)
+    gen = torch.Generator().manual_seed(1)
+    xs, labels = torch.randn(5, 2, 3, 1, 6, 6, generator=gen), torch.randint(0, 3, (5, 2, 3), generator=gen)
+    torch.testing.assert_close(online_episode_logits(learner, params, xs, labels, donated=True),
+                               online_episode_logits(learner, params, xs, labels), atol=0, rtol=0)
 
 
 @torch.no_grad()

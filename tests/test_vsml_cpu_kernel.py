@@ -112,3 +112,67 @@ def test_vsml_episode_gives_the_same_logits_with_and_without_the_kernel(monkeypa
         monkeypatch.setattr(cpu_ticks, "ENABLED", kernel)
         runs.append(online_episode_logits(learner, params, xs, labels))
     torch.testing.assert_close(runs[0], runs[1], atol=1e-5, rtol=1e-5)
+
+
+def layer_arguments(shape, seed=0):
+    """Random states, messages and MNIST-style sub-LSTM parameters for one dense layer step."""
+    pop, batch, num_a, num_o, n = shape
+    learner = VSML((num_a,), num_o, state_size=n)
+    p = SubLSTMParams(learner.shape, learner.param_spec.unflatten(random_params(learner, pop, seed)))
+    gen = torch.Generator().manual_seed(seed)
+    h = torch.rand(pop, batch, num_a, num_o, n, generator=gen) * 2 - 1
+    c = torch.randn(pop, batch, num_a, num_o, n, generator=gen)
+    fwd, bwd = torch.randn(pop, batch, num_a, 1, generator=gen), torch.randn(pop, batch, num_o, 1, generator=gen)
+    return p, h, c, fwd, bwd
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(4, 1, 784, 10, 16)], ids=lambda s: "x".join(map(str, s)))
+def test_in_place_step_equals_the_step_into_fresh_buffers(shape):
+    """The in-place operator (donated states) computes exactly what the other one does, into the
+    tensors it was given."""
+    p, h, c, fwd, bwd = layer_arguments(shape)
+    fresh = cpu_ticks.cpu_dense_layer(p, h, c, fwd, bwd, 2, 0.9)
+    h_own, c_own = h.clone(), c.clone()
+    in_place = cpu_ticks.cpu_dense_layer(p, h_own, c_own, fwd, bwd, 2, 0.9, donated=True)
+    assert in_place[0] is h_own and in_place[1] is c_own
+    for got, want in zip(in_place, fresh):
+        torch.testing.assert_close(got, want, atol=0, rtol=0)
+
+
+def test_donated_states_beyond_the_in_place_limit_get_fresh_buffers(monkeypatch):
+    p, h, c, fwd, bwd = layer_arguments((2, 1, 13, 5, 16))
+    kept = h.clone(), c.clone()
+    monkeypatch.setattr(cpu_ticks, "IN_PLACE_MAX_BYTES", h.nbytes + c.nbytes - 1)
+    h1, c1, *_ = cpu_ticks.cpu_dense_layer(p, h, c, fwd, bwd, 2, donated=True)
+    assert h1.data_ptr() != h.data_ptr() and c1.data_ptr() != c.data_ptr()
+    torch.testing.assert_close((h, c), kept, atol=0, rtol=0)  # untouched
+
+
+def test_in_place_operator_rejects_states_it_cannot_update():
+    p, h, c, fwd, bwd = layer_arguments((1, 1, 9, 3, 16))
+    rest = (fwd, bwd, p.w_fwd[:, :1], p.w_bwd[:, :1], p.bias, p.w_h, None, None, None, None, None, None, 2, None)
+    with pytest.raises(RuntimeError, match="in place"):
+        torch.ops.vsml_gym.dense_layer_(h.transpose(2, 3).contiguous().transpose(2, 3), c, *rest)
+    with pytest.raises(RuntimeError, match="in place"):
+        torch.ops.vsml_gym.dense_layer_(h, h, *rest)
+    with pytest.raises(RuntimeError, match="float32"):
+        torch.ops.vsml_gym.dense_layer_(h.double(), c.double(), *rest)
+
+
+@pytest.mark.parametrize("options", [{}, {"backward_pass": True, "layers": [{"type": "dense", "size": 5}, {"type": "dense"}]}],
+                         ids=["default", "deep_backward_pass"])
+@pytest.mark.parametrize("population", [1, 2])
+def test_donated_vsml_steps_equal_plain_steps_and_reuse_the_states(options, population):
+    learner = VSML((1, 28, 28), 10, **options)
+    params = random_params(learner, population, seed=5)
+    gen = torch.Generator().manual_seed(6)
+    xs = torch.randn(6, population, 1, 1, 28, 28, generator=gen)
+    labels = torch.randint(0, 10, (6, population, 1), generator=gen)
+    plain = online_episode_logits(learner, params, xs, labels)
+    torch.testing.assert_close(online_episode_logits(learner, params, xs, labels, donated=True), plain, atol=0, rtol=0)
+    state = learner.initial_state(params, 1, torch.Generator().manual_seed(0))
+    h, c = state["h0"], state["c0"]
+    obs = {"x": xs[0], "error": torch.zeros(population, 1, 10), "label": torch.zeros(population, 1, 10)}
+    with torch.no_grad():
+        _, new = learner.step_donated(params, state, obs)
+    assert new["h0"] is h and new["c0"] is c  # states of up to 4 MB are updated in place

@@ -71,18 +71,19 @@ class ClonedBackpropVSML(VSML):
             state[f"c{i}"] = cell.expand_as(state[f"c{i}"]).contiguous()
         return state
 
-    def step(self, params: torch.Tensor, state: State, obs: Observation) -> tuple[torch.Tensor, State]:
+    def _step(self, params: torch.Tensor, state: State, obs: Observation, donated: bool
+              ) -> tuple[torch.Tensor, State]:
         if state["t"] == 0 or len(self.layers) == 1:
-            return super().step(params, state, obs)
+            return super()._step(params, state, obs, donated)
         # run the backward tick ourselves, then clear the hidden layers' backward messages
         forward_lstms, backward_lstms = self._sub_lstms(params)
         state = dict(state)
         feedback = self._feedback_messages(obs)
-        self._run(backward_lstms, state, state["prev_x"], feedback, True, state["t"])
+        self._run(backward_lstms, state, state["prev_x"], feedback, True, state["t"], donated)
         for i in range(len(self.layers) - 1):
             state[f"bwd_in{i}"] = torch.zeros_like(state[f"bwd_in{i}"])
         self._average_over_batch(state)
-        logits = self._run(forward_lstms, state, obs["x"], torch.zeros_like(feedback), False, state["t"])
+        logits = self._run(forward_lstms, state, obs["x"], torch.zeros_like(feedback), False, state["t"], donated)
         state["prev_x"] = obs["x"]
         state["t"] = state["t"] + 1
         if self.tanh_bound:

@@ -66,14 +66,15 @@ class DenseLayer(Layer):
         self.in_shape, self.out_shape = (in_size,), (out_size,)
 
     def run(self, p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: torch.Tensor, bwd: torch.Tensor,
-            ticks: int = 1, coords: tuple[float, float] | None = None, clip: float | None = None
-            ) -> tuple[torch.Tensor, ...]:
+            ticks: int = 1, coords: tuple[float, float] | None = None, clip: float | None = None,
+            donated: bool = False) -> tuple[torch.Tensor, ...]:
         """`ticks` steps of all A x O sub-LSTMs on fixed incoming messages; returns
-        (h, c, outgoing forward, outgoing backward) after the last tick."""
+        (h, c, outgoing forward, outgoing backward) after the last tick. `donated`: the caller
+        never reads h and c again (the CPU kernel may then write the new states over them)."""
         kernel = _layer_kernel(h, c, fwd, bwd, p.w_h)
         if kernel is not None:  # the whole layer step in one C++ call / Triton launch
             u_add, v_add = (None, None) if coords is None else (self._a_term(p), self._coordinate_b_term(p, coords))
-            h, c, fwd_out, bwd_out = kernel(p, h, c, fwd, bwd, ticks, clip, u_add, v_add)
+            h, c, fwd_out, bwd_out = kernel(p, h, c, fwd, bwd, ticks, clip, u_add, v_add, donated)
             if fwd_out is not None:  # the kernels take the linear read-outs; layer-normed ones follow
                 return h, c, fwd_out, bwd_out
         else:
@@ -108,8 +109,8 @@ class ConvLayer(Layer):
         self.num_out = channels
 
     def run(self, p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: torch.Tensor, bwd: torch.Tensor,
-            ticks: int = 1, coords: tuple[float, float] | None = None, clip: float | None = None
-            ) -> tuple[torch.Tensor, ...]:
+            ticks: int = 1, coords: tuple[float, float] | None = None, clip: float | None = None,
+            donated: bool = False) -> tuple[torch.Tensor, ...]:
         pop, batch = h.shape[:2]
         ci, height, width = self.in_shape
         k, m, n4 = self.kernel, p.fwd_w.shape[-1], p.w_h.shape[-1]

@@ -152,19 +152,27 @@ class VSML(Learner):
 
     # -- stepping -------------------------------------------------------------------------------
     def step(self, params: torch.Tensor, state: State, obs: Observation) -> tuple[torch.Tensor, State]:
+        return self._step(params, state, obs, donated=False)
+
+    def step_donated(self, params: torch.Tensor, state: State, obs: Observation) -> tuple[torch.Tensor, State]:
+        return self._step(params, state, obs, donated=True)
+
+    def _step(self, params: torch.Tensor, state: State, obs: Observation, donated: bool
+              ) -> tuple[torch.Tensor, State]:
+        """`step`; with `donated` the layers may write the new sub-LSTM states over the old ones."""
         forward_lstms, backward_lstms = self._sub_lstms(params)
         state = dict(state)
         feedback = self._feedback_messages(obs)
         t = state["t"]
         if self.backward_pass:
             if t > 0:  # the error of the previous example flows back through it, last layer first
-                self._run(backward_lstms, state, state["prev_x"], feedback, True, t)
+                self._run(backward_lstms, state, state["prev_x"], feedback, True, t, donated)
             self._average_over_batch(state)
-            logits = self._run(forward_lstms, state, obs["x"], torch.zeros_like(feedback), False, t)
+            logits = self._run(forward_lstms, state, obs["x"], torch.zeros_like(feedback), False, t, donated)
             state["prev_x"] = obs["x"]
         else:
             self._average_over_batch(state)
-            logits = self._run(forward_lstms, state, obs["x"], feedback, False, t)
+            logits = self._run(forward_lstms, state, obs["x"], feedback, False, t, donated)
         state["t"] = t + 1
         if self.tanh_bound:
             logits = torch.tanh(logits / self.tanh_bound) * self.tanh_bound
@@ -207,10 +215,11 @@ class VSML(Learner):
                 state[key] = torch.cat([s[..., :half].mean(1, keepdim=True).expand_as(s[..., :half]), s[..., half:]], -1)
 
     def _run(self, sub_lstms: list[SubLSTMParams], state: State, x: torch.Tensor, feedback: torch.Tensor,
-             reverse: bool, t: int) -> torch.Tensor:
+             reverse: bool, t: int, donated: bool = False) -> torch.Tensor:
         """One pass over the layers (forward order, or reverse for the backward pass); each layer
         runs its micro ticks on fixed incoming messages, then hands messages to its neighbours.
-        Returns the output units' logits (P, B, C) (unbounded)."""
+        Returns the output units' logits (P, B, C) (unbounded). `donated`: the states in `state`
+        are the caller's to overwrite."""
         last = len(self.layers) - 1
         order = range(last, -1, -1) if reverse else range(last + 1)
         logits = None
@@ -222,7 +231,7 @@ class VSML(Learner):
             bwd = feedback if i == last else state[f"bwd_in{i}"]
             coords = (i / max(last, 1), t / self.time_scale) if self.coordinates else None
             state[f"h{i}"], state[f"c{i}"], fwd_out, bwd_out = layer.run(
-                p, state[f"h{i}"], state[f"c{i}"], fwd, bwd, self.num_micro_ticks, coords, self.state_clip)
+                p, state[f"h{i}"], state[f"c{i}"], fwd, bwd, self.num_micro_ticks, coords, self.state_clip, donated)
             if i > 0:
                 previous = self.layers[i - 1]
                 state[f"bwd_in{i - 1}"] = bwd_out.reshape(*bwd_out.shape[:2], *previous.out_shape, -1)

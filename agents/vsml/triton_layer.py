@@ -150,13 +150,15 @@ if triton is not None:
 
 def fused_dense_layer(p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: torch.Tensor, bwd: torch.Tensor,
                       ticks: int = 1, clip: float | None = None, u_add: torch.Tensor | None = None,
-                      v_add: torch.Tensor | None = None, precision: str = PRECISION, config: tuple[int, int] | None = None
-                      ) -> tuple[torch.Tensor, ...]:
+                      v_add: torch.Tensor | None = None, donated: bool = False, precision: str = PRECISION,
+                      config: tuple[int, int] | None = None) -> tuple[torch.Tensor, ...]:
     """One step of a dense layer (`DenseLayer.run`), the arguments and results of
     `cpu_ticks.cpu_dense_layer`: h, c (P, B, A, O, N); messages fwd (P, B, A, KF), bwd (P, B, O, KB)
     carrying their first K channels; u_add (P, A, 4N) and v_add (P, O, 4N) coordinate terms.
     Returns (h, c, forward (P, B, O, M), backward (P, B, A, M)), the messages None with layer
-    norm. `config` = (block, warps) bypasses the autotuner (benchmarks). No autograd."""
+    norm. `config` = (block, warps) bypasses the autotuner (benchmarks). No autograd. `donated`
+    is accepted and ignored: the GPU step always writes fresh states (the autotuner reruns the
+    kernel on its inputs)."""
     if precision not in PRECISIONS:
         raise ValueError(f"fused-kernel precision must be one of {PRECISIONS} (VSML_GYM_FUSED_PRECISION), "
                          f"got {precision!r}")

@@ -22,7 +22,6 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/from_blob.h>
-#include <ATen/ops/sum.h>
 #include <ATen/ops/empty.h>
 #include <c10/core/impl/alloc_cpu.h>
 #include <torch/library.h>
@@ -56,9 +55,11 @@ struct Problem {
   const float *h, *c;               // (P, B, A, O, N) each
   const float *fwd, *w_fwd, *u_add;  // (P, B, A, Mf), (P, Mf, 4N), (P, A, 4N) or null
   const float *v, *w;               // (P, B, O, 4N) (computed first), (P, N, 4N)
-  const float *bwd_w, *bwd_b;       // (P, N, M), (P, M) or null: no read-outs
+  const float *fwd_w, *fwd_b;       // (P, N, M), (P, M) or null: no read-outs
+  const float *bwd_w, *bwd_b;       // the same for the backward read-out
   float *h_out, *c_out;
   float *sum_a;    // (P, B, blocks, O, N): each block's sums over a / A, for the forward read-out
+  float *fwd_out;  // (P, B, O, M)
   float *bwd_out;  // (P, B, A, M)
   int64_t batch, num_a, num_o, n, mf, m, blocks;
   int64_t ticks;
@@ -80,6 +81,19 @@ struct Problem {
     const float* add = u_add ? u_add + (p * num_a + a) * cols : nullptr;
     for (int64_t col = 0; col < cols; ++col) out[col] = add ? add[col] : 0.0f;
     add_row_product(x, w_fwd + p * mf * cols, mf, cols, out);
+  }
+
+  // fwd_out[p, b, o] = mean over a of h[p, b, :, o] (the blocks' sums added up) @ fwd_w[p] + fwd_b[p]
+  void forward_message(int64_t pb, int64_t o, float* mean_a) const {
+    std::fill(mean_a, mean_a + n, 0.0f);
+    for (int64_t block = 0; block < blocks; ++block) {
+      const float* sums = sum_a + ((pb * blocks + block) * num_o + o) * n;
+      for (int64_t k = 0; k < n; ++k) mean_a[k] += sums[k];
+    }
+    const int64_t p = member(pb);
+    float* out = fwd_out + (pb * num_o + o) * m;
+    std::copy(fwd_b + p * m, fwd_b + (p + 1) * m, out);
+    add_row_product(mean_a, fwd_w + p * n * m, n, m, out);
   }
 
   // bwd_out[p, b, a] = mean_o[a] @ bwd_w[p] + bwd_b[p], M floats, from the mean over o of h
@@ -476,13 +490,16 @@ void check_shape(const at::Tensor& t, at::IntArrayRef expected, const char* name
   TORCH_CHECK(t.sizes() == expected, name, ": expected ", expected, ", got ", t.sizes());
 }
 
-// h, c (P, B, A, O, N); fwd (P, B, A, Mf), w_fwd (P, Mf, 4N), u_add (P, A, 4N); bwd (P, B, O, Mb),
-// w_bwd (P, Mb, 4N), bias (P, 4N), v_add (P, O, 4N); w_h (P, N, 4N); read-outs fwd_w, bwd_w
-// (P, N, M), fwd_b, bwd_b (P, M), all four or none. Returns the new h and c and, with
-// read-outs, the outgoing forward (P, B, O, M) and backward (P, B, A, M) messages (else empty).
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_layer(
-    const at::Tensor& h, const at::Tensor& c, const at::Tensor& fwd, const at::Tensor& bwd, const at::Tensor& w_fwd,
-    const at::Tensor& w_bwd, const at::Tensor& bias, const at::Tensor& w_h, const std::optional<at::Tensor>& u_add,
+// The layer step from the states h, c into h_out, c_out, which may be h and c themselves: each
+// sub-LSTM's state is read and then written by the one thread that owns it, and read by no one
+// else. Returns the outgoing forward and backward messages (empty without read-outs).
+// h, c (P, B, A, O, N) contiguous; fwd (P, B, A, Mf), w_fwd (P, Mf, 4N), u_add (P, A, 4N); bwd
+// (P, B, O, Mb), w_bwd (P, Mb, 4N), bias (P, 4N), v_add (P, O, 4N); w_h (P, N, 4N); read-outs
+// fwd_w, bwd_w (P, N, M), fwd_b, bwd_b (P, M), all four or none.
+std::tuple<at::Tensor, at::Tensor> layer_step(
+    const at::Tensor& h, const at::Tensor& c, const at::Tensor& h_out, const at::Tensor& c_out, bool stream,
+    const at::Tensor& fwd, const at::Tensor& bwd, const at::Tensor& w_fwd, const at::Tensor& w_bwd,
+    const at::Tensor& bias, const at::Tensor& w_h, const std::optional<at::Tensor>& u_add,
     const std::optional<at::Tensor>& v_add, const std::optional<at::Tensor>& fwd_w,
     const std::optional<at::Tensor>& fwd_b, const std::optional<at::Tensor>& bwd_w,
     const std::optional<at::Tensor>& bwd_b, int64_t ticks, std::optional<double> clip) {
@@ -509,10 +526,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_layer(
     check_shape(*bwd_b, {pop, m}, "bwd_b");
   }
   TORCH_CHECK(ticks >= 0, "ticks must be >= 0, got ", ticks);
-  const at::Tensor hc = contiguous_float(h, "h"), cc = contiguous_float(c, "c"), fc = contiguous_float(fwd, "fwd"),
-                   bc = contiguous_float(bwd, "bwd"), wfc = contiguous_float(w_fwd, "w_fwd"),
-                   wbc = contiguous_float(w_bwd, "w_bwd"), biasc = contiguous_float(bias, "bias"),
-                   whc = contiguous_float(w_h, "w_h");
+  const at::Tensor fc = contiguous_float(fwd, "fwd"), bc = contiguous_float(bwd, "bwd"),
+                   wfc = contiguous_float(w_fwd, "w_fwd"), wbc = contiguous_float(w_bwd, "w_bwd"),
+                   biasc = contiguous_float(bias, "bias"), whc = contiguous_float(w_h, "w_h");
   const at::Tensor uac = u_add ? contiguous_float(*u_add, "u_add") : at::Tensor(),
                    vac = v_add ? contiguous_float(*v_add, "v_add") : at::Tensor();
   const at::Tensor fwc = read_outs ? contiguous_float(*fwd_w, "fwd_w") : at::Tensor(),
@@ -520,37 +536,69 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_layer(
                    bwc = read_outs ? contiguous_float(*bwd_w, "bwd_w") : at::Tensor(),
                    bbc = read_outs ? contiguous_float(*bwd_b, "bwd_b") : at::Tensor();
 
-  at::Tensor v = at::empty({pop, batch, num_o, 4 * n}, hc.options());
+  at::Tensor v = at::empty({pop, batch, num_o, 4 * n}, h.options());
   member_rows(bc.data_ptr<float>(), wbc.data_ptr<float>(), biasc.data_ptr<float>(),
               v_add ? vac.data_ptr<float>() : nullptr, v.data_ptr<float>(), pop, batch * num_o, mb, 4 * n, num_o);
-
-  static BufferPool* pool = new BufferPool;  // never destroyed: tensors may outlive static destructors
-  at::Tensor h_out = pool->empty(hc.sizes()), c_out = pool->empty(cc.sizes());
-  // outputs that outgrow the L2 caches go past all caches (no read for ownership, no eviction
-  // of the inputs to come), where a row is whole cache lines: ~8 % faster at P=4 and P=8
-  // (benchmarks/cpu_kernel_ab.py), the next step's reads of them being prefetched anyway
-  const bool stream = 2 * h_out.nbytes() > kStreamBytes && n % kLineFloats == 0;
   const int64_t blocks = (num_a + kLanes - 1) / kLanes, items = pop * batch * blocks;
-  at::Tensor sum_a = at::empty({read_outs ? pop : 0, batch, blocks, num_o, n}, hc.options());
-  at::Tensor bwd_out = at::empty({read_outs ? pop : 0, batch, num_a, m}, hc.options());
-  const Problem pr{hc.data_ptr<float>(), cc.data_ptr<float>(), fc.data_ptr<float>(), wfc.data_ptr<float>(),
+  at::Tensor sum_a = at::empty({read_outs ? pop : 0, batch, blocks, num_o, n}, h.options());
+  at::Tensor bwd_out = at::empty({read_outs ? pop : 0, batch, num_a, m}, h.options());
+  at::Tensor fwd_out = at::empty({read_outs ? pop : 0, batch, num_o, m}, h.options());
+  const Problem pr{h.data_ptr<float>(), c.data_ptr<float>(), fc.data_ptr<float>(), wfc.data_ptr<float>(),
                    u_add ? uac.data_ptr<float>() : nullptr, v.data_ptr<float>(), whc.data_ptr<float>(),
+                   read_outs ? fwc.data_ptr<float>() : nullptr, read_outs ? fbc.data_ptr<float>() : nullptr,
                    read_outs ? bwc.data_ptr<float>() : nullptr, read_outs ? bbc.data_ptr<float>() : nullptr,
                    h_out.data_ptr<float>(), c_out.data_ptr<float>(), sum_a.data_ptr<float>(),
-                   bwd_out.data_ptr<float>(), batch, num_a, num_o, n, mf, m, blocks, ticks, clip.has_value(),
-                   static_cast<float>(clip.value_or(0.0)), stream};
+                   fwd_out.data_ptr<float>(), bwd_out.data_ptr<float>(), batch, num_a, num_o, n, mf, m, blocks, ticks,
+                   clip.has_value(), static_cast<float>(clip.value_or(0.0)), stream};
   const ItemFn item = pick_item(n);
   const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), items));
   // dynamic: on a shared machine a descheduled thread must not hold up the others; in runs of
   // four consecutive items, so that the item prefetched is mostly the thread's next one
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (threads > 1)
   for (int64_t i = 0; i < items; ++i) item(pr, i / blocks, (i % blocks) * kLanes);
-  if (!read_outs) return {h_out, c_out, bwd_out, bwd_out};
-  const at::Tensor mean_a = sum_a.sum(2);  // (P, B, O, N)
-  at::Tensor fwd_out = at::empty({pop, batch, num_o, m}, hc.options());
-  member_rows(mean_a.data_ptr<float>(), fwc.data_ptr<float>(), fbc.data_ptr<float>(), nullptr,
-              fwd_out.data_ptr<float>(), pop, batch * num_o, n, m, 1);
+  if (read_outs)
+    at::parallel_for(0, pop * batch * num_o, 16, [&](int64_t begin, int64_t end) {
+      std::vector<float> mean_a(n);
+      for (int64_t row = begin; row < end; ++row) pr.forward_message(row / num_o, row % num_o, mean_a.data());
+    });
+  return {fwd_out, bwd_out};
+}
+
+// The layer step into fresh state tensors; returns the new h and c and, with read-outs, the
+// outgoing forward (P, B, O, M) and backward (P, B, A, M) messages (else empty).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_layer(
+    const at::Tensor& h, const at::Tensor& c, const at::Tensor& fwd, const at::Tensor& bwd, const at::Tensor& w_fwd,
+    const at::Tensor& w_bwd, const at::Tensor& bias, const at::Tensor& w_h, const std::optional<at::Tensor>& u_add,
+    const std::optional<at::Tensor>& v_add, const std::optional<at::Tensor>& fwd_w,
+    const std::optional<at::Tensor>& fwd_b, const std::optional<at::Tensor>& bwd_w,
+    const std::optional<at::Tensor>& bwd_b, int64_t ticks, std::optional<double> clip) {
+  const at::Tensor hc = contiguous_float(h, "h"), cc = contiguous_float(c, "c");
+  static BufferPool* pool = new BufferPool;  // never destroyed: tensors may outlive static destructors
+  at::Tensor h_out = pool->empty(hc.sizes()), c_out = pool->empty(cc.sizes());
+  // outputs that outgrow the L2 caches go past all caches (no read for ownership, no eviction
+  // of the inputs to come), where a row is whole cache lines: ~8 % faster at P=4 and P=8
+  // (benchmarks/cpu_kernel_ab.py), the next step's reads of them being prefetched anyway
+  const bool stream = 2 * h_out.nbytes() > kStreamBytes && hc.size(-1) % kLineFloats == 0;
+  auto [fwd_out, bwd_out] = layer_step(hc, cc, h_out, c_out, stream, fwd, bwd, w_fwd, w_bwd, bias, w_h, u_add, v_add,
+                                       fwd_w, fwd_b, bwd_w, bwd_b, ticks, clip);
   return {h_out, c_out, fwd_out, bwd_out};
+}
+
+// The layer step with the new states written over h and c (contiguous): for callers that hand
+// their states over. States that stay in the caches then need no second set of buffers (P=1:
+// 1.2x, benchmarks/cpu_kernel_ab.py); larger ones are better served by `dense_layer`'s
+// streamed fresh buffers (0.92x in place at P=32). Returns the messages.
+std::tuple<at::Tensor, at::Tensor> dense_layer_(
+    at::Tensor& h, at::Tensor& c, const at::Tensor& fwd, const at::Tensor& bwd, const at::Tensor& w_fwd,
+    const at::Tensor& w_bwd, const at::Tensor& bias, const at::Tensor& w_h, const std::optional<at::Tensor>& u_add,
+    const std::optional<at::Tensor>& v_add, const std::optional<at::Tensor>& fwd_w,
+    const std::optional<at::Tensor>& fwd_b, const std::optional<at::Tensor>& bwd_w,
+    const std::optional<at::Tensor>& bwd_b, int64_t ticks, std::optional<double> clip) {
+  TORCH_CHECK(h.is_contiguous() && c.is_contiguous() && !h.is_same(c), "dense_layer_ updates two distinct "
+              "contiguous state tensors in place");
+  contiguous_float(h, "h"), contiguous_float(c, "c");  // the dtype and device checks
+  return layer_step(h, c, h, c, false, fwd, bwd, w_fwd, w_bwd, bias, w_h, u_add, v_add, fwd_w, fwd_b, bwd_w, bwd_b,
+                    ticks, clip);
 }
 
 }  // namespace
@@ -560,4 +608,8 @@ TORCH_LIBRARY(vsml_gym, m) {
         "Tensor w_h, Tensor? u_add, Tensor? v_add, Tensor? fwd_w, Tensor? fwd_b, Tensor? bwd_w, Tensor? bwd_b, "
         "int ticks, float? clip) -> (Tensor, Tensor, Tensor, Tensor)",
         &dense_layer);
+  m.def("dense_layer_(Tensor(a!) h, Tensor(b!) c, Tensor fwd, Tensor bwd, Tensor w_fwd, Tensor w_bwd, Tensor bias, "
+        "Tensor w_h, Tensor? u_add, Tensor? v_add, Tensor? fwd_w, Tensor? fwd_b, Tensor? bwd_w, Tensor? bwd_b, "
+        "int ticks, float? clip) -> (Tensor, Tensor)",
+        &dense_layer_);
 }
