@@ -188,12 +188,13 @@ void scalar_item(const Problem& pr, int64_t pb, int64_t a0) {
 template <int K>
 AVX2_INLINE void sigmoids(__m256* x) {
   const __m256 one = _mm256_set1_ps(1.0f);
-  const __m256 magic = _mm256_set1_ps(12582912.0f);  // adding 1.5 * 2^23 rounds to an integer
+  // adding 1.5 * 2^23 + 127 rounds to an integer n (+ 127, the exponent bias), in the low bits
+  const __m256 magic = _mm256_set1_ps(12583039.0f);
   __m256 z[K], shifted[K], r[K], p[K];
   // z = -x is never formed: n = round(-x log2e) comes from x directly, q = x + n ln2 = -r, and
   // the polynomial in r is evaluated in q with its odd coefficients negated
   for (int k = 0; k < K; ++k) z[k] = _mm256_max_ps(_mm256_set1_ps(-88.0f), _mm256_min_ps(_mm256_set1_ps(87.0f), x[k]));
-  for (int k = 0; k < K; ++k) shifted[k] = _mm256_fmadd_ps(z[k], _mm256_set1_ps(-1.44269502163f), magic);  // n + magic
+  for (int k = 0; k < K; ++k) shifted[k] = _mm256_fmadd_ps(z[k], _mm256_set1_ps(-1.44269502163f), magic);
   for (int k = 0; k < K; ++k)
     r[k] = _mm256_fmadd_ps(_mm256_sub_ps(shifted[k], magic), _mm256_set1_ps(0.693147182465f), z[k]);  // q = -r
   for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(_mm256_set1_ps(-8.296206594e-03f), r[k], _mm256_set1_ps(4.192535579e-02f));
@@ -202,8 +203,8 @@ AVX2_INLINE void sigmoids(__m256* x) {
   for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(-9.999996424e-01f));
   for (int k = 0; k < K; ++k) p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(1.000000119e+00f));
   for (int k = 0; k < K; ++k) {
-    const __m256i exponent = _mm256_slli_epi32(_mm256_castps_si256(shifted[k]), 23);  // n << 23
-    const __m256 scale = _mm256_castsi256_ps(_mm256_add_epi32(exponent, _mm256_set1_epi32(127 << 23)));
+    // 2^n: the biased exponent shifted into place, the magic number's own bits shifted out
+    const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(shifted[k]), 23));
     x[k] = _mm256_div_ps(one, _mm256_fmadd_ps(p[k], scale, one));
   }
 }
@@ -386,21 +387,52 @@ AVX2_INLINE void prefetch_item(const Problem& pr, int64_t pb, int64_t a0) {
   }
 }
 
-// All sub-LSTMs (pb, a0..a0+7, *): u computed and transposed once, then the outputs two at a time.
+// The input terms u of the lanes' units a0 + l, transposed (lane l of u_t[col] is u[p, b, a0 + l][col]):
+// each column one FMA per message channel, the lanes' messages gathered once.
+template <int N>
+AVX2_INLINE void input_terms(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, const float* zeros,
+                             __m256* u_t) {
+  const int64_t p = pr.member(pb);
+  if (pr.u_add) {
+    const float* rows[kLanes];
+    for (int l = 0; l < kLanes; ++l) rows[l] = l < lanes ? pr.u_add + (p * pr.num_a + a0 + l) * 4 * N : zeros;
+    for (int col = 0; col < 4 * N; col += 8) load_transposed(rows, col, u_t + col);
+  } else {
+    for (int col = 0; col < 4 * N; ++col) u_t[col] = _mm256_setzero_ps();
+  }
+  for (int64_t k = 0; k < pr.mf; ++k) {
+    alignas(32) float x[kLanes] = {};
+    for (int64_t l = 0; l < lanes; ++l) x[l] = pr.fwd[(pb * pr.num_a + a0 + l) * pr.mf + k];
+    const __m256 xk = _mm256_load_ps(x);
+    const float* w = pr.w_fwd + (p * pr.mf + k) * 4 * N;
+    for (int col = 0; col < 4 * N; ++col) u_t[col] = _mm256_fmadd_ps(xk, _mm256_set1_ps(w[col]), u_t[col]);
+  }
+}
+
+// bwd_out[p, b, a0 + l] = mean over o of h (lane l of mean_o) @ bwd_w[p] + bwd_b[p], each message
+// channel one FMA per state dimension for all lanes at once
+template <int N>
+AVX2_INLINE void backward_messages(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, const __m256* mean_o) {
+  const int64_t p = pr.member(pb), m = pr.m;
+  const float* w = pr.bwd_w + p * N * m;
+  for (int64_t j = 0; j < m; ++j) {
+    __m256 acc = _mm256_set1_ps(pr.bwd_b[p * m + j]);
+    for (int k = 0; k < N; ++k) acc = _mm256_fmadd_ps(mean_o[k], _mm256_set1_ps(w[k * m + j]), acc);
+    alignas(32) float out[kLanes];
+    _mm256_store_ps(out, acc);
+    for (int64_t l = 0; l < lanes; ++l) pr.bwd_out[(pb * pr.num_a + a0 + l) * m + j] = out[l];
+  }
+}
+
+// All sub-LSTMs (pb, a0..a0+7, *): u computed once for the 8 lanes, then the outputs two at a time.
 template <int N>
 AVX2 void avx2_item(const Problem& pr, int64_t pb, int64_t a0) {
   alignas(32) static const float zeros[4 * N] = {};
   alignas(32) float sink[N];  // aligned for the streaming stores
   if (a0 + kLanes < pr.num_a) prefetch_item(pr, pb, a0 + kLanes);
   const int64_t lanes = std::min(kLanes, pr.num_a - a0);
-  alignas(32) float u[kLanes][4 * N];
-  const float* u_rows[kLanes];
-  for (int l = 0; l < kLanes; ++l) {
-    if (l < lanes) pr.u_row(pb, a0 + l, u[l]);
-    u_rows[l] = l < lanes ? u[l] : zeros;
-  }
   __m256 u_t[4 * N];
-  for (int col = 0; col < 4 * N; col += 8) load_transposed(u_rows, col, u_t + col);
+  input_terms<N>(pr, pb, a0, lanes, zeros, u_t);
   const __m256 lane_mask = _mm256_castsi256_ps(
       _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(lanes)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
   __m256 sum_o[N];  // lane l: the sum over o of h (pb, a0 + l, o, k)
@@ -410,12 +442,8 @@ AVX2 void avx2_item(const Problem& pr, int64_t pb, int64_t a0) {
   if (o < pr.num_o) avx2_groups<N, 1>(pr, pb, a0, lanes, o, u_t, lane_mask, sum_o, zeros, sink);
   if (pr.stream) _mm_sfence();  // streaming stores are weakly ordered
   if (!pr.read_outs()) return;
-  alignas(32) float mean_o[kLanes][N];
-  float* mean_rows[kLanes];
-  for (int l = 0; l < kLanes; ++l) mean_rows[l] = mean_o[l];
   for (int k = 0; k < N; ++k) sum_o[k] = _mm256_mul_ps(sum_o[k], _mm256_set1_ps(1.0f / pr.num_o));
-  store_transposed<N>(sum_o, mean_rows, false);
-  for (int l = 0; l < lanes; ++l) pr.backward_message(pb, a0 + l, mean_o[l]);
+  backward_messages<N>(pr, pb, a0, lanes, sum_o);
 }
 #endif
 
