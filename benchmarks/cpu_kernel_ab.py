@@ -9,7 +9,8 @@ the same random states, each step's new states the next one's inputs as in an ep
 cache effects between steps count). Rounds alternate between the variants, so the drift of a shared
 machine hits them alike; the fastest round of each is compared with the first variant's. Also
 reports each variant's largest difference to the first one's outputs. A tool for kernel work:
-edit a copy of the source, measure, keep what wins.
+edit a copy of the source, measure, keep what wins. `--in-place NAME ...` steps those variants
+with their in-place operator `dense_layer_` (states handed over, as `step_donated` does).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from agents.vsml.sub_lstm import SubLSTMParams, message_rows  # noqa: E402
 INPUTS, CLASSES, TICKS = 784, 10, 2
 
 
-def load_variant(name: str, source: Path):
-    """Builds `source` with its operators registered as torch.ops.ab_<name> and returns the layer op."""
+def load_variant(name: str, source: Path, in_place: bool = False):
+    """Builds `source` with its operators registered as torch.ops.ab_<name> and returns its layer
+    step as a function of the same arguments returning (h, c, forward, backward) messages."""
     text = source.read_text()
     if "TORCH_LIBRARY(vsml_gym," not in text:
         raise SystemExit(f"{source} does not register TORCH_LIBRARY(vsml_gym, ...)")
@@ -42,7 +44,14 @@ def load_variant(name: str, source: Path):
     renamed = directory / f"ab_{name}.cpp"
     renamed.write_text(text.replace("TORCH_LIBRARY(vsml_gym,", f"TORCH_LIBRARY(ab_{name},"))
     compile_and_load(f"ab_{name}", renamed, directory)
-    return getattr(torch.ops, f"ab_{name}").dense_layer
+    ops = getattr(torch.ops, f"ab_{name}")
+    if not in_place:
+        return ops.dense_layer
+
+    def step_in_place(h, c, *rest):
+        return (h, c, *ops.dense_layer_(h, c, *rest))
+
+    return step_in_place
 
 
 def main() -> None:
@@ -51,13 +60,17 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=8, help="alternating rounds per variant")
     parser.add_argument("--calls", type=int, default=5, help="layer steps per round")
+    parser.add_argument("--in-place", nargs="+", default=[], metavar="NAME",
+                        help="variants stepped in place (their source must register dense_layer_)")
     args = parser.parse_args()
     ops = {}
     for spec in args.variants:
         name, _, source = spec.partition("=")
         if not name.isidentifier() or not source:
             parser.error(f"expected NAME=SOURCE with NAME an identifier, got {spec!r}")
-        ops[name] = load_variant(name, Path(source))
+        ops[name] = load_variant(name, Path(source), name in args.in_place)
+    if set(args.in_place) - set(ops):
+        parser.error(f"--in-place names no variant: {sorted(set(args.in_place) - set(ops))}")
 
     pop = args.population
     learner = VSML((INPUTS,), CLASSES)

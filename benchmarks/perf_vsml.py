@@ -7,12 +7,14 @@
 Workload: one dense VSML layer 784 x 10 (N=16, M=8, 2 micro ticks), fresh states, one episode
 of T online steps on MNIST test images (random inputs if the data is absent), the error of each
 prediction fed back at the next step, timed `--repeats` times (the fastest episode gives
-examples_per_s, the median examples_per_s_median). Every (implementation, population) runs in
-its own subprocess, one after the other, so peak memory is measured per run. Implementations:
-`baseline` (benchmarks/vsml_baseline.py), `vsml` (agents.vsml as shipped: the Triton layer
-step of agents/vsml/triton_layer.py on CUDA, the C++ one of agents/vsml/cpu_ticks.py on the
-CPU, stepped with `step_donated` as agents.rollout does), `vsml-eager` (agents.vsml with both fused kernels switched off). `--rollout` times the
-whole ES evaluation instead: `agents.rollout` over the native vector env (antithetic pairs sharing
+examples_per_s, the median examples_per_s_median; on the CPU each thread's effective clock is
+probed before and after, benchmarks/cpu_clock.py: a shared VM's speed swings with the host's
+load). Every (implementation, population) runs in its own subprocess, one after the other, so
+peak memory is measured per run. Implementations: `baseline` (benchmarks/vsml_baseline.py),
+`vsml` (agents.vsml as shipped: the Triton layer step of agents/vsml/triton_layer.py on CUDA,
+the C++ one of agents/vsml/cpu_ticks.py on the CPU, stepped with `step_donated` as
+agents.rollout does), `vsml-eager` (agents.vsml with both fused kernels switched off).
+`--rollout` times the whole ES evaluation instead: `agents.rollout` over the native vector env (antithetic pairs sharing
 streams), as one reference ES step evaluates 1024 pairs x 500 examples. Prints one JSON document.
 """
 
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.vsml import VSML  # noqa: E402
 from agents.vsml.cpu_ticks import cpu_kernel_available  # noqa: E402
+from benchmarks.cpu_clock import effective_ghz  # noqa: E402
 from benchmarks.vsml_baseline import baseline_step  # noqa: E402
 
 INPUTS, CLASSES, N, M, TICKS = 784, 10, 16, 8, 2
@@ -89,17 +92,19 @@ def run_worker(implementation: str, population: int, steps: int, device_name: st
             error = torch.softmax(logits, -1) - F.one_hot(ys[t].view(population, 1), CLASSES)
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    clock = effective_ghz if device.type == "cpu" else (lambda: None)
     with torch.no_grad():
         episode(min(steps, 10))  # warm-up (allocator, kernels)
         sync()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        times = []
+        times, ghz = [], [clock()]
         for _ in range(repeats):
             start = time.perf_counter()
             episode()
             sync()
             times.append(time.perf_counter() - start)
+        ghz.append(clock())
     seconds, median = min(times), statistics.median(times)
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -109,7 +114,8 @@ def run_worker(implementation: str, population: int, steps: int, device_name: st
             "peak_memory_mb": round(peak / 2**20, 1),
             "peak_memory_kind": "cuda allocated" if device.type == "cuda" else "process max RSS",
             "flops_per_example": flops_per_example(implementation), "data": source,
-            "cpu_kernel": device.type == "cpu" and implementation != "baseline" and cpu_kernel_available()}
+            "cpu_kernel": device.type == "cpu" and implementation != "baseline" and cpu_kernel_available(),
+            "cpu_ghz_before_after": ghz if device.type == "cpu" else None}
 
 
 def run_rollout(population: int, steps: int, device_name: str, data_root: str | None) -> dict:
@@ -172,8 +178,9 @@ def main() -> None:
                 continue
             pair[implementation] = json.loads(result.stdout.strip().splitlines()[-1])
             runs.append(pair[implementation])
-            print(f"{implementation:8s} P={population:5d}: {pair[implementation]['examples_per_s']:10.1f} examples/s",
-                  file=sys.stderr)
+            clock = pair[implementation].get("cpu_ghz_before_after")
+            print(f"{implementation:8s} P={population:5d}: {pair[implementation]['examples_per_s']:10.1f} examples/s"
+                  + (f"  (threads' clock before/after: {clock} GHz)" if clock else ""), file=sys.stderr)
         if "baseline" in pair:
             runs.append({"population": population, **{
                 f"speedup_{name}_vs_baseline": round(run["examples_per_s"] / pair["baseline"]["examples_per_s"], 2)

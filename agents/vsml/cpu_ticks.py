@@ -81,7 +81,7 @@ def cpu_kernel_available() -> bool:
 
 def cpu_tick_supported(*tensors: torch.Tensor) -> bool:
     """The kernel takes float32 CPU tensors only."""
-    fits = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+    fits = all(t.is_cpu and t.dtype == torch.float32 for t in tensors)
     return fits and cpu_kernel_available()
 
 
