@@ -157,6 +157,8 @@ def test_in_place_operator_rejects_states_it_cannot_update():
         torch.ops.vsml_gym.dense_layer_(h, h, *rest)
     with pytest.raises(RuntimeError, match="float32"):
         torch.ops.vsml_gym.dense_layer_(h.double(), c.double(), *rest)
+    with pytest.raises(RuntimeError, match="w_fwd"):  # two message channels, one row of the input map
+        torch.ops.vsml_gym.dense_layer_(h, c, torch.cat([fwd, fwd], -1), *rest[1:])
 
 
 @pytest.mark.parametrize("options", [{}, {"backward_pass": True, "layers": [{"type": "dense", "size": 5}, {"type": "dense"}]}],

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from agents.vsml.sub_lstm import SubLSTMParams, message_rows
+from agents.vsml.sub_lstm import SubLSTMParams
 
 ENABLED = os.environ.get("VSML_GYM_CPU_KERNEL", "1") != "0"
 SOURCE = Path(__file__).resolve().parent / "csrc" / "dense_layer.cpp"
@@ -104,8 +104,8 @@ def cpu_dense_layer(p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: tor
     again, so the new states may be written over them (see IN_PLACE_MAX_BYTES)."""
     load_extension()
     read_outs = (None,) * 4 if p.ln is not None else (p.fwd_w, p.fwd_b, p.bwd_w, p.bwd_b)
-    rest = (fwd, bwd, message_rows(p.w_fwd, fwd), message_rows(p.w_bwd, bwd), p.bias, p.w_h, u_add, v_add,
-            *read_outs, ticks, None if clip is None else float(clip))
+    rest = (fwd, bwd, p.w_fwd, p.w_bwd, p.bias, p.w_h, u_add, v_add, *read_outs, ticks,  # the kernel reads the
+            None if clip is None else float(clip))  # input maps' rows for the messages' channels (message_rows)
     in_place = (donated and h.is_contiguous() and c.is_contiguous()
                 and h.nbytes + c.nbytes <= IN_PLACE_MAX_BYTES)
     if in_place:

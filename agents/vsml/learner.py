@@ -202,7 +202,7 @@ class VSML(Learner):
         """Forward messages of the input units: [x_a] (the other channels zero), flattened unless
         a conv comes first."""
         if isinstance(self.layers[0], DenseLayer):
-            x = x.flatten(2)
+            return x.reshape(*x.shape[:2], -1, 1)
         return x.unsqueeze(-1)
 
     def _average_over_batch(self, state: State) -> None:
@@ -226,7 +226,7 @@ class VSML(Learner):
         for i in order:
             layer, p = self.layers[i], sub_lstms[i]
             fwd = self._input_messages(x) if i == 0 else state[f"fwd_in{i}"]
-            if isinstance(layer, DenseLayer):
+            if isinstance(layer, DenseLayer) and fwd.dim() > 4:  # after a conv: (P, B, C, H, W, M)
                 fwd = fwd.flatten(2, -2)
             bwd = feedback if i == last else state[f"bwd_in{i}"]
             coords = (i / max(last, 1), t / self.time_scale) if self.coordinates else None

@@ -521,8 +521,9 @@ void check_shape(const at::Tensor& t, at::IntArrayRef expected, const char* name
 // The layer step from the states h, c into h_out, c_out, which may be h and c themselves: each
 // sub-LSTM's state is read and then written by the one thread that owns it, and read by no one
 // else. Returns the outgoing forward and backward messages (empty without read-outs).
-// h, c (P, B, A, O, N) contiguous; fwd (P, B, A, Mf), w_fwd (P, Mf, 4N), u_add (P, A, 4N); bwd
-// (P, B, O, Mb), w_bwd (P, Mb, 4N), bias (P, 4N), v_add (P, O, 4N); w_h (P, N, 4N); read-outs
+// h, c (P, B, A, O, N) contiguous; fwd (P, B, A, Mf), w_fwd (P, >= Mf, 4N), u_add (P, A, 4N); bwd
+// (P, B, O, Mb), w_bwd (P, >= Mb, 4N) (messages may carry only their first channels: the input
+// maps' first Mf / Mb rows are read), bias (P, 4N), v_add (P, O, 4N); w_h (P, N, 4N); read-outs
 // fwd_w, bwd_w (P, N, M), fwd_b, bwd_b (P, M), all four or none.
 std::tuple<at::Tensor, at::Tensor> layer_step(
     const at::Tensor& h, const at::Tensor& c, const at::Tensor& h_out, const at::Tensor& c_out, bool stream,
@@ -537,8 +538,10 @@ std::tuple<at::Tensor, at::Tensor> layer_step(
   const int64_t mf = fwd.size(3), mb = bwd.size(3);
   check_shape(fwd, {pop, batch, num_a, mf}, "fwd");
   check_shape(bwd, {pop, batch, num_o, mb}, "bwd");
-  check_shape(w_fwd, {pop, mf, 4 * n}, "w_fwd");
-  check_shape(w_bwd, {pop, mb, 4 * n}, "w_bwd");
+  TORCH_CHECK(w_fwd.dim() == 3 && w_fwd.size(0) == pop && w_fwd.size(1) >= mf && w_fwd.size(2) == 4 * n,
+              "w_fwd: expected (", pop, ", >= ", mf, ", ", 4 * n, "), got ", w_fwd.sizes());
+  TORCH_CHECK(w_bwd.dim() == 3 && w_bwd.size(0) == pop && w_bwd.size(1) >= mb && w_bwd.size(2) == 4 * n,
+              "w_bwd: expected (", pop, ", >= ", mb, ", ", 4 * n, "), got ", w_bwd.sizes());
   check_shape(bias, {pop, 4 * n}, "bias");
   check_shape(w_h, {pop, n, 4 * n}, "w_h");
   if (u_add) check_shape(*u_add, {pop, num_a, 4 * n}, "u_add");
@@ -555,7 +558,8 @@ std::tuple<at::Tensor, at::Tensor> layer_step(
   }
   TORCH_CHECK(ticks >= 0, "ticks must be >= 0, got ", ticks);
   const at::Tensor fc = contiguous_float(fwd, "fwd"), bc = contiguous_float(bwd, "bwd"),
-                   wfc = contiguous_float(w_fwd, "w_fwd"), wbc = contiguous_float(w_bwd, "w_bwd"),
+                   wfc = contiguous_float(w_fwd.narrow(1, 0, mf), "w_fwd"),  // the rows the messages' channels read
+                   wbc = contiguous_float(w_bwd.narrow(1, 0, mb), "w_bwd"),
                    biasc = contiguous_float(bias, "bias"), whc = contiguous_float(w_h, "w_h");
   const at::Tensor uac = u_add ? contiguous_float(*u_add, "u_add") : at::Tensor(),
                    vac = v_add ? contiguous_float(*v_add, "v_add") : at::Tensor();
