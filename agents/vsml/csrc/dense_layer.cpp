@@ -236,9 +236,11 @@ AVX2_INLINE void load_transposed(const float* const (&rows)[kLanes], int64_t col
 }
 
 // rows[l][k] = in[k] lane l, k < N. Streaming stores write each row (whole cache lines)
-// past the caches: no read for ownership of lines that are overwritten anyway.
+// past the caches: no read for ownership of lines that are overwritten anyway. With `sum`,
+// also sum[k] = scale * (in[k] summed over the first `lanes` lanes), from the rows at hand.
 template <int N>
-AVX2_INLINE void store_transposed(const __m256* in, float* const (&rows)[kLanes], bool stream) {
+AVX2_INLINE void store_transposed(const __m256* in, float* const (&rows)[kLanes], bool stream,
+                                  float* sum = nullptr, int64_t lanes = kLanes, float scale = 1.0f) {
   __m256 r[N / 8][8];
   for (int b = 0; b < N / 8; ++b) {
     for (int j = 0; j < 8; ++j) r[b][j] = in[8 * b + j];
@@ -251,6 +253,12 @@ AVX2_INLINE void store_transposed(const __m256* in, float* const (&rows)[kLanes]
       else
         _mm256_storeu_ps(rows[l] + 8 * b, r[b][l]);
     }
+  }
+  if (sum == nullptr) return;
+  for (int b = 0; b < N / 8; ++b) {
+    __m256 total = r[b][0];
+    for (int64_t l = 1; l < lanes; ++l) total = _mm256_add_ps(total, r[b][l]);
+    _mm256_storeu_ps(sum + 8 * b, _mm256_mul_ps(total, _mm256_set1_ps(scale)));
   }
 }
 
@@ -307,22 +315,9 @@ AVX2 __attribute__((noinline)) void avx2_cells(__m256 (&pre)[G][4 * N], __m256 (
 
 // G groups of 8 sub-LSTMs (pb, a0 + lane, o0 + g), all ticks. u_t: the block's u transposed
 // (4N registers); lanes past the last input unit read `zeros` and write `sink`.
-// Sums over the valid lanes: out[k] = sum_{l < lanes} in[k] lane l, k < N.
-template <int N>
-AVX2_INLINE void lane_sums(const __m256* in, __m256 lane_mask, __m256 scale, float* out) {
-  for (int b = 0; b < N / 8; ++b) {
-    __m256 r[8];
-    for (int j = 0; j < 8; ++j) r[j] = _mm256_and_ps(in[8 * b + j], lane_mask);
-    transpose8x8(r);  // r[l]: lane l's values of k = 8b..8b+7
-    for (int step = 4; step > 0; step /= 2)
-      for (int l = 0; l < step; ++l) r[l] = _mm256_add_ps(r[l], r[l + step]);
-    _mm256_storeu_ps(out + 8 * b, _mm256_mul_ps(r[0], scale));
-  }
-}
-
 template <int N, int G>
 AVX2 void avx2_groups(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, int64_t o0, const __m256* u_t,
-                      __m256 lane_mask, __m256* sum_o, const float* zeros, float* sink) {
+                      __m256* sum_o, const float* zeros, float* sink) {
   __m256 h[G][N], c[G][N], pre[G][4 * N];
   const float* v[G];
   for (int g = 0; g < G; ++g) {
@@ -362,10 +357,12 @@ AVX2 void avx2_groups(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, 
       h_rows[l] = l < lanes ? pr.h_out + row : sink;
       c_rows[l] = l < lanes ? pr.c_out + row : sink;
     }
-    store_transposed<N>(h[g], h_rows, pr.stream);
     store_transposed<N>(c[g], c_rows, pr.stream);
-    if (!pr.read_outs()) continue;
-    lane_sums<N>(h[g], lane_mask, _mm256_set1_ps(1.0f / pr.num_a), pr.sum_a_row(pb, a0, o0 + g));
+    if (!pr.read_outs()) {
+      store_transposed<N>(h[g], h_rows, pr.stream);
+      continue;
+    }
+    store_transposed<N>(h[g], h_rows, pr.stream, pr.sum_a_row(pb, a0, o0 + g), lanes, 1.0f / pr.num_a);
     for (int k = 0; k < N; ++k) sum_o[k] = _mm256_add_ps(sum_o[k], h[g][k]);
   }
 }
@@ -433,13 +430,11 @@ AVX2 void avx2_item(const Problem& pr, int64_t pb, int64_t a0) {
   const int64_t lanes = std::min(kLanes, pr.num_a - a0);
   __m256 u_t[4 * N];
   input_terms<N>(pr, pb, a0, lanes, zeros, u_t);
-  const __m256 lane_mask = _mm256_castsi256_ps(
-      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(lanes)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
   __m256 sum_o[N];  // lane l: the sum over o of h (pb, a0 + l, o, k)
   for (int k = 0; k < N; ++k) sum_o[k] = _mm256_setzero_ps();
   int64_t o = 0;
-  for (; o + 2 <= pr.num_o; o += 2) avx2_groups<N, 2>(pr, pb, a0, lanes, o, u_t, lane_mask, sum_o, zeros, sink);
-  if (o < pr.num_o) avx2_groups<N, 1>(pr, pb, a0, lanes, o, u_t, lane_mask, sum_o, zeros, sink);
+  for (; o + 2 <= pr.num_o; o += 2) avx2_groups<N, 2>(pr, pb, a0, lanes, o, u_t, sum_o, zeros, sink);
+  if (o < pr.num_o) avx2_groups<N, 1>(pr, pb, a0, lanes, o, u_t, sum_o, zeros, sink);
   if (pr.stream) _mm_sfence();  // streaming stores are weakly ordered
   if (!pr.read_outs()) return;
   for (int k = 0; k < N; ++k) sum_o[k] = _mm256_mul_ps(sum_o[k], _mm256_set1_ps(1.0f / pr.num_o));
