@@ -95,7 +95,8 @@ class ConvLayer(Layer):
     """SAME-padded convolution: the kernel's sub-LSTMs run at every output position from the same
     state, then their new states are averaged over positions (a shared kernel). Forward messages
     are averaged over the kernel window; backward messages go back to the input positions they
-    came from and are averaged over the K x K kernel offsets (zeros where no output position)."""
+    came from and are averaged over the K x K kernel offsets (zeros where no output position).
+    The step is eager torch on either device (`run` accepts `donated` and writes fresh states)."""
 
     def __init__(self, in_shape: tuple[int, int, int], channels: int, kernel: int = 3, stride: int = 1) -> None:
         if kernel % 2 == 0 or kernel < 1 or stride < 1:
