@@ -87,8 +87,9 @@ def cpu_tick_supported(*tensors: torch.Tensor) -> bool:
 
 #: donated states up to this size (h and c together) are updated in place, larger ones go to
 #: fresh buffers that the kernel writes past the caches. In place on MNIST (1 MB of states
-#: per member), benchmarks/cpu_kernel_ab.py: 1.22x at P=1, 1.06x at P=4, 1.0x at P=8, 0.92x
-#: at P=32: the caches hold one set of small states, not two.
+#: per member), benchmarks/cpu_kernel_ab.py: 1.03-1.22x at P=1 (the VM's slow and fast
+#: periods), 1.06x at P=4, 1.0x at P=8, 0.92x at P=32: the caches hold one set of small states,
+#: not two.
 IN_PLACE_MAX_BYTES = 4 << 20
 
 
