@@ -358,11 +358,9 @@ AVX2 void avx2_groups(const Problem& pr, int64_t pb, int64_t a0, int64_t lanes, 
       c_rows[l] = l < lanes ? pr.c_out + row : sink;
     }
     store_transposed<N>(c[g], c_rows, pr.stream);
-    if (!pr.read_outs()) {
-      store_transposed<N>(h[g], h_rows, pr.stream);
-      continue;
-    }
-    store_transposed<N>(h[g], h_rows, pr.stream, pr.sum_a_row(pb, a0, o0 + g), lanes, 1.0f / pr.num_a);
+    float* sum_a = pr.read_outs() ? pr.sum_a_row(pb, a0, o0 + g) : nullptr;  // h's means over a, in part
+    store_transposed<N>(h[g], h_rows, pr.stream, sum_a, lanes, 1.0f / pr.num_a);
+    if (!pr.read_outs()) continue;
     for (int k = 0; k < N; ++k) sum_o[k] = _mm256_add_ps(sum_o[k], h[g][k]);
   }
 }
