@@ -3,13 +3,16 @@
 No skips: a machine that cannot build the extension fails here with the build error, rather
 than silently testing the eager path against itself."""
 
+import gymnasium as gym
 import pytest
 import torch
 
+import vsml_gym  # noqa: F401  (registers the VSML/... ids)
+from agents import rollout
 from agents.vsml import VSML, cpu_ticks, layers
 from agents.vsml.layers import DenseLayer
 from agents.vsml.sub_lstm import SubLSTMParams
-from helpers import online_episode_logits
+from helpers import DataEcho, online_episode_logits
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -178,3 +181,24 @@ def test_donated_vsml_steps_equal_plain_steps_and_reuse_the_states(options, popu
     with torch.no_grad():
         _, new = learner.step_donated(params, state, obs)
     assert new["h0"] is h and new["c0"] is c  # states of up to 4 MB are updated in place
+
+
+def test_rollout_hands_each_state_over_to_the_next_step(data_root):
+    """`rollout` steps with `step_donated`, each time with the state the previous step returned
+    (the contract that lets VSML update its states in place)."""
+    class Owner(DataEcho):
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.handed_over = []
+
+        def initial_state(self, params, batch, generator):
+            return {"t": 0}
+
+        def step_donated(self, params, state, obs):
+            self.handed_over.append(state)
+            return self.step(params, state, obs)[0], {"t": state["t"] + 1}
+
+    learner = Owner((1, 28, 28), 10)
+    env = gym.make_vec("VSML/MNIST-Online-v0", num_envs=2, split="test", episode_length=5, data_root=str(data_root))
+    rollout(learner, learner.init_params(2), env, seed=0)
+    assert [s["t"] for s in learner.handed_over] == [0, 1, 2, 3, 4]

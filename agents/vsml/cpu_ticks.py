@@ -4,9 +4,9 @@ Input terms, micro ticks and read-outs in one call, the CPU's twin of
 `triton_layer.fused_dense_layer`. The eager CPU tick spends its time writing and re-reading the
 gates, and the dozen small torch ops around it cost as much as the ticks of one network; the
 extension keeps the gates in registers, vectorised with AVX2 (chosen at run time, scalar code
-elsewhere) and parallel over OpenMP threads. It is built on first use with torch's JIT extension loader (needs
-a C++ compiler and ninja; ~20 s) and cached under $XDG_CACHE_HOME/vsml_gym/torch_extensions, so
-later processes only load it. If the build fails the learner falls back to the eager tick with
+elsewhere) and parallel over OpenMP threads. It is built on first use with torch's JIT extension
+loader (needs a C++ compiler and ninja; ~20 s) and cached under
+$XDG_CACHE_HOME/vsml_gym/torch_extensions, so later processes only load it. If the build fails the learner falls back to the eager tick with
 one warning. VSML_GYM_CPU_KERNEL=0 disables it (e.g. to compare).
 """
 
@@ -105,8 +105,9 @@ def cpu_dense_layer(p: SubLSTMParams, h: torch.Tensor, c: torch.Tensor, fwd: tor
     again, so the new states may be written over them (see IN_PLACE_MAX_BYTES)."""
     load_extension()
     read_outs = (None,) * 4 if p.ln is not None else (p.fwd_w, p.fwd_b, p.bwd_w, p.bwd_b)
-    rest = (fwd, bwd, p.w_fwd, p.w_bwd, p.bias, p.w_h, u_add, v_add, *read_outs, ticks,  # the kernel reads the
-            None if clip is None else float(clip))  # input maps' rows for the messages' channels (message_rows)
+    # whole input maps: the kernel reads the rows of the messages' channels itself (message_rows)
+    rest = (fwd, bwd, p.w_fwd, p.w_bwd, p.bias, p.w_h, u_add, v_add, *read_outs, ticks,
+            None if clip is None else float(clip))
     in_place = (donated and h.is_contiguous() and c.is_contiguous()
                 and h.nbytes + c.nbytes <= IN_PLACE_MAX_BYTES)
     if in_place:

@@ -501,9 +501,13 @@ ItemFn pick_item([[maybe_unused]] int64_t n) {
   return scalar_item;
 }
 
-at::Tensor contiguous_float(const at::Tensor& t, const char* name) {
+void check_float(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, "dense_layer takes float32 CPU tensors, ", name,
               " is ", t.scalar_type(), " on ", t.device());
+}
+
+at::Tensor contiguous_float(const at::Tensor& t, const char* name) {
+  check_float(t, name);
   return t.contiguous();
 }
 
@@ -610,9 +614,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dense_layer(
 }
 
 // The layer step with the new states written over h and c (contiguous): for callers that hand
-// their states over. States that stay in the caches then need no second set of buffers (P=1:
-// 1.2x, benchmarks/cpu_kernel_ab.py); larger ones are better served by `dense_layer`'s
-// streamed fresh buffers (0.92x in place at P=32). Returns the messages.
+// their states over. Small states then need no second set of buffers in the caches; larger ones
+// are better served by `dense_layer`'s streamed fresh buffers (the caller chooses: measurements
+// at cpu_ticks.IN_PLACE_MAX_BYTES). Returns the messages.
 std::tuple<at::Tensor, at::Tensor> dense_layer_(
     at::Tensor& h, at::Tensor& c, const at::Tensor& fwd, const at::Tensor& bwd, const at::Tensor& w_fwd,
     const at::Tensor& w_bwd, const at::Tensor& bias, const at::Tensor& w_h, const std::optional<at::Tensor>& u_add,
@@ -621,7 +625,8 @@ std::tuple<at::Tensor, at::Tensor> dense_layer_(
     const std::optional<at::Tensor>& bwd_b, int64_t ticks, std::optional<double> clip) {
   TORCH_CHECK(h.is_contiguous() && c.is_contiguous() && !h.is_same(c), "dense_layer_ updates two distinct "
               "contiguous state tensors in place");
-  contiguous_float(h, "h"), contiguous_float(c, "c");  // the dtype and device checks
+  check_float(h, "h");
+  check_float(c, "c");
   return layer_step(h, c, h, c, false, fwd, bwd, w_fwd, w_bwd, bias, w_h, u_add, v_add, fwd_w, fwd_b, bwd_w, bwd_b,
                     ticks, clip);
 }
