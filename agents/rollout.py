@@ -81,11 +81,18 @@ def rollout(learner: Learner, params: torch.Tensor, env, seed: int | Sequence[in
         member_obs: Observation = {key: members_view(value, population) for key, value in obs.items()}
         logits, state = learner.step_donated(params, state, member_obs)  # the old state is never read again
         obs, _, _, truncated, info = env.step(env_view(logits))
-        losses.append(members_view(info["loss"], population))
-        corrects.append(members_view(info["correct"], population))
-        scored.append(info["scored"][0])
+        losses.append(info["loss"])  # env layout; rearranged once per episode (`_per_member`)
+        corrects.append(info["correct"])
+        scored.append(info["scored"])
         if keep_logits:
             outputs.append(logits.detach())
-            labels.append(members_view(info["label"], population))
-    kept = (torch.stack(labels), torch.stack(outputs)) if keep_logits else (None, None)
-    return RolloutResult(torch.stack(losses), torch.stack(corrects), torch.stack(scored), *kept)
+            labels.append(info["label"])
+    kept = (_per_member(labels, population), torch.stack(outputs)) if keep_logits else (None, None)
+    return RolloutResult(_per_member(losses, population), _per_member(corrects, population),
+                         torch.stack(scored)[:, 0], *kept)
+
+
+def _per_member(records: list[torch.Tensor], population: int) -> torch.Tensor:
+    """T per-step env records (B * P,) -> one contiguous (T, P, B) tensor."""
+    stacked = torch.stack(records, dim=1)  # (B * P, T)
+    return members_view(stacked, population).permute(2, 0, 1).contiguous()

@@ -211,6 +211,25 @@ def test_vector_env_rejects_bad_actions_and_defers_nan_check_when_asked():
         deferred.step(torch.zeros(4, 2))  # the episode ends here
 
 
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), None])
+def test_deferred_nan_check_catches_any_infinite_logit_and_accepts_huge_finite_ones(bad):
+    env = gym.make_vec("VSML/SumSign-Online-v0", num_envs=3, episode_length=2, nan_check="episode")
+    env.reset(seed=0)
+    actions = torch.full((3, 2), 3e38)  # their sum overflows; each is finite
+    if bad is not None:
+        actions[2, 1] = bad
+    env.step(actions)
+    if bad is None:
+        env.step(torch.zeros(3, 2))
+        env.reset()
+        return
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        env.step(torch.zeros(3, 2))
+    env.reset()  # the error is reported once; the next episode starts clean
+    env.step(torch.zeros(3, 2))
+    env.step(torch.zeros(3, 2))
+
+
 def test_bad_options_raise_clear_errors(data_root):
     with pytest.raises(TypeError, match="did you mean 'episode_length'"):
         gym.make("VSML/MNIST-Online-v0", episode_lenght=10)

@@ -73,3 +73,21 @@ def test_normal_matches_standard_normal_quantiles():
     for q, expected in [(0.5, 0.0), (0.8413, 1.0), (0.9772, 2.0)]:
         assert abs(float(torch.quantile(z[:100000], q)) - expected) < 0.02
     assert math.isfinite(float(z.abs().max()))
+
+
+def test_blockwise_draws_serve_rows_and_spans_of_one_block():
+    calls = []
+
+    def draw(block):
+        calls.append(block)
+        steps = torch.arange(block * 4, block * 4 + 4)
+        return steps[:, None].expand(4, 3), -steps
+
+    draws = rng.BlockwiseDraws(draw, 4)
+    row, negated = draws.at(6)
+    assert row.tolist() == [6, 6, 6] and int(negated) == -6
+    rows, _ = draws.span(4, 7)
+    assert rows[:, 0].tolist() == [4, 5, 6] and calls == [1]  # one draw for the whole block
+    assert draws.at(1)[0].tolist() == [1, 1, 1] and calls == [1, 0]
+    with pytest.raises(ValueError, match="within one block"):
+        draws.span(3, 6)

@@ -118,16 +118,30 @@ def permutation(keys: torch.Tensor, n: int) -> torch.Tensor:
 
 
 class BlockwiseDraws:
-    """Per-step draws made a block of steps at a time: `draw(block)` returns the (N, block_size)
-    values of steps block*block_size ... (block+1)*block_size-1. One hashing pass per block
-    instead of one per step, and the same values whatever order the steps are read in."""
+    """Per-step values made a block of steps at a time: `draw(block)` returns step-major tables
+    (a tensor or a tuple of tensors, each (block_size, N, ...)) holding the values of steps
+    block*block_size ... (block+1)*block_size-1. One pass per block instead of one per step
+    (a step then costs a view), and the same values whatever order the steps are read in."""
 
-    def __init__(self, draw: Callable[[int], torch.Tensor], block_size: int) -> None:
+    def __init__(self, draw: Callable[[int], torch.Tensor | tuple[torch.Tensor, ...]], block_size: int) -> None:
         self._draw, self.block_size = draw, block_size
         self._block, self._table = -1, None
 
-    def at(self, t: int) -> torch.Tensor:
+    def at(self, t: int) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """The values of step t."""
         block, offset = divmod(t, self.block_size)
+        return self._select(block, offset)
+
+    def span(self, start: int, stop: int) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """The values of steps start ... stop-1, which must lie in one block."""
+        block, offset = divmod(start, self.block_size)
+        if not start < stop <= (block + 1) * self.block_size:
+            raise ValueError(f"steps {start}..{stop - 1} are not within one block of {self.block_size} steps")
+        return self._select(block, slice(offset, offset + stop - start))
+
+    def _select(self, block: int, rows: int | slice) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if block != self._block:
             self._table, self._block = self._draw(block), block
-        return self._table[:, offset]
+        if isinstance(self._table, tuple):
+            return tuple(table[rows] for table in self._table)
+        return self._table[rows]

@@ -78,7 +78,7 @@ class OnlineEpisode:
             raise RuntimeError("the episode has ended (or never started): call reset() first")
         y = self._y
         log_probs = F.log_softmax(logits, dim=-1)
-        loss = -log_probs.gather(1, y[:, None]).squeeze(1)
+        loss = F.nll_loss(log_probs, y, reduction="none")
         # scatter, not F.one_hot: one_hot checks its indices with a host-device sync on CUDA
         onehot = torch.zeros_like(logits).scatter_(1, y[:, None], 1.0)
         error = log_probs.exp() - onehot

@@ -61,7 +61,10 @@ class OnlineVectorEnv(VectorEnv):
         self._stream_keys: torch.Tensor | None = None
         self._episode_index = 0
         self._autoreset_pending = False
-        self._nonfinite_seen = torch.zeros((), dtype=torch.bool, device=self.device)
+        # (action - action) summed over each batch: stays 0 until an action is NaN or infinite
+        self._nonfinite_probe = torch.zeros((), device=self.device)
+        # read-only (expanded) flag vectors, shared by all steps: no allocation or launch per step
+        self._flags = tuple(torch.tensor(value, device=self.device).expand(num_envs) for value in (False, True))
 
     # -- seeding and episodes -------------------------------------------------------------
     def reset(
@@ -111,7 +114,7 @@ class OnlineVectorEnv(VectorEnv):
             "loss": result.loss,
             "correct": result.correct,
             "label": result.label,
-            "scored": torch.full((self.num_envs,), result.scored, device=self.device),
+            "scored": self._flags[result.scored],
         }
         obs = result.obs
         if result.truncated:
@@ -122,9 +125,7 @@ class OnlineVectorEnv(VectorEnv):
                 info = {**info, "final_obs": obs, "final_info": dict(info)}
                 self._episode_index += 1
                 obs = self._begin()
-        terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        truncated = torch.full((self.num_envs,), result.truncated, device=self.device)
-        return obs, result.reward, terminated, truncated, info
+        return obs, result.reward, self._flags[False], self._flags[result.truncated], info
 
     def _validated(self, actions: torch.Tensor | np.ndarray) -> torch.Tensor:
         actions = torch.as_tensor(actions)
@@ -138,12 +139,12 @@ class OnlineVectorEnv(VectorEnv):
             if not bool(torch.isfinite(actions).all()):
                 raise ValueError("actions contain NaN or infinite logits")
         elif self.nan_check == "episode":
-            self._nonfinite_seen |= ~torch.isfinite(actions).all()
+            self._nonfinite_probe.add_((actions - actions).sum())
         return actions
 
     def _raise_if_nonfinite_seen(self) -> None:
-        if self.nan_check == "episode" and bool(self._nonfinite_seen):
-            self._nonfinite_seen.zero_()
+        if self.nan_check == "episode" and bool(self._nonfinite_probe.isnan()):
+            self._nonfinite_probe.zero_()
             raise ValueError("actions contained NaN or infinite logits during the episode that just ended")
 
     def close_extras(self, **kwargs: Any) -> None:

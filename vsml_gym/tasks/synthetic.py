@@ -66,7 +66,7 @@ class RandomTask(Task):
 
         def orders(block: int) -> torch.Tensor:  # a fresh permutation of the pairs every epoch
             epoch = torch.arange(block * epochs, (block + 1) * epochs, device=self.device)
-            return rng.permutation(rng.fold(keys[:, None], "order", epoch), pairs).flatten(1)
+            return rng.permutation(rng.fold(keys[:, None], "order", epoch), pairs).flatten(1).T
 
         self._order = rng.BlockwiseDraws(orders, epochs * pairs)
         self._inputs = rng.normal(rng.fold(keys, "inputs"), (self.num_pairs, *self.input_shape))
