@@ -170,14 +170,14 @@ def test_pixel_shuffle_resize_and_pad_input():
 def test_classification_examples_gathered_in_blocks_equal_a_per_step_gather(gather_bytes, monkeypatch):
     """Examples are gathered and standardised many steps at once (as many as fit the budget):
     every step must equal the plain definition, image[randint(fold(key, "index", t // 256))[t % 256]]."""
-    monkeypatch.setattr(classification, "_GATHER_BYTES", gather_bytes)
+    monkeypatch.setattr(classification, "_GATHER_BYTES", {"cpu": gather_bytes})
     images = torch.randint(0, 256, (37, 1, 5, 3), dtype=torch.uint8)
     labels = torch.arange(37) % 4
     task = ClassificationTask(images, labels, 4, mean=0.3, std=0.2, device="cpu")
     keys = episode_keys(6)
     task.reset(keys)
     expected_steps = {1: 1, 3000: 8, 8 << 20: 256}[gather_bytes]  # a step: 6 streams x 15 floats x 4 bytes
-    assert classification.steps_per_gather(6, 15) == expected_steps
+    assert classification.steps_per_gather(6, 15, gather_bytes) == expected_steps
     for t in [0, 1, 2, 3, 4, 255, 256, 300, 511, 512, 600]:
         index = rng.randint(rng.fold(keys, "index", t // 256), 37, (256,))[:, t % 256]
         x, y = task.sample(t)

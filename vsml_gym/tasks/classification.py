@@ -11,16 +11,19 @@ from vsml_gym.tasks.base import Task
 
 _BLOCK = 256  # steps whose example indices are drawn together
 #: examples of consecutive steps are gathered and standardised together, as many steps as fit
-#: this size (a power of two up to _BLOCK): on small batches a step then costs one view instead
-#: of a gather and three element-wise ops, which was a third of a CPU env step at one stream
-_GATHER_BYTES = 8 << 20
+#: this many bytes (a power of two up to _BLOCK): a step then costs one view instead of a gather
+#: and three element-wise ops. On the CPU the block must stay in the caches (with 8 MB, steps of
+#: 64 or more MNIST streams got slower than gathering every step); on a GPU, where the ops'
+#: launches are the cost, 8 MB (benchmarks/results/README.md, session 6).
+_GATHER_BYTES = {"cpu": 2 << 20}
+_GATHER_BYTES_ELSEWHERE = 8 << 20
 
 
-def steps_per_gather(num_streams: int, example_size: int) -> int:
+def steps_per_gather(num_streams: int, example_size: int, budget: int) -> int:
     """Steps gathered at once: the largest power of two <= _BLOCK whose float32 examples of all
-    streams fit _GATHER_BYTES (at least 1)."""
+    streams fit `budget` bytes (at least 1)."""
     steps = 1
-    while steps < _BLOCK and 2 * steps * num_streams * example_size * 4 <= _GATHER_BYTES:
+    while steps < _BLOCK and 2 * steps * num_streams * example_size * 4 <= budget:
         steps *= 2
     return steps
 
@@ -36,7 +39,14 @@ class Standardiser:
         self.shift = -mean / std
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        return pixels.to(torch.float32) * self.scale + self.shift
+        # in place on a fresh copy: a batch of large fresh buffers costs page faults on the CPU
+        return pixels.to(torch.float32, copy=True).mul_(self.scale).add_(self.shift)
+
+
+def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """table[index] for an integer index of any shape: rows copied by index_select, which on the
+    CPU is 6x (64 rows of MNIST) to 14x (1024 rows) faster than advanced indexing."""
+    return table.index_select(0, index.flatten()).view(*index.shape, *table.shape[1:])
 
 
 def select_classes(
@@ -86,11 +96,12 @@ class ClassificationTask(Task):
         size = self.images.shape[0]
         indices = rng.BlockwiseDraws(  # step-major and contiguous, so are the gathered examples
             lambda block: rng.randint(rng.fold(keys, "index", block), size, (_BLOCK,)).T.contiguous(), _BLOCK)
-        steps = steps_per_gather(keys.shape[0], self.images[0].numel())
+        budget = _GATHER_BYTES.get(self.device.type, _GATHER_BYTES_ELSEWHERE)
+        steps = steps_per_gather(keys.shape[0], self.images[0].numel(), budget)
 
         def gather(block: int) -> tuple[torch.Tensor, torch.Tensor]:  # (steps, N, ...) and (steps, N)
             index = indices.span(block * steps, (block + 1) * steps)
-            return self.standardise(self.images[index]), self.labels[index]
+            return self.standardise(gather_rows(self.images, index)), gather_rows(self.labels, index)
 
         self._examples = rng.BlockwiseDraws(gather, steps)
 

@@ -6,7 +6,7 @@ import torch
 
 from vsml_gym import rng
 from vsml_gym.tasks.base import Task
-from vsml_gym.tasks.classification import Standardiser
+from vsml_gym.tasks.classification import Standardiser, gather_rows
 
 
 class FewShotTask(Task):
@@ -69,4 +69,4 @@ class FewShotTask(Task):
         self._labels = torch.cat([support_way, query_way[:, None]], dim=1)
 
     def sample(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.standardise(self.images[self._index[:, t]]), self._labels[:, t]
+        return self.standardise(gather_rows(self.images, self._index[:, t])), self._labels[:, t]
