@@ -278,3 +278,15 @@ def test_user_registered_task_from_tensors_and_from_a_dataset():
         gym.make(pil_id, split="test")
     with pytest.raises(ValueError, match="already registered"):
         vsml_gym.register_task(pil_id, train=dataset)
+
+
+def test_vector_env_flags_are_the_callers_to_write():
+    """Writing into a step's flag vectors must not leak into later steps (no shared buffers)."""
+    env = gym.make_vec("VSML/SumSign-Online-v0", num_envs=3, episode_length=4)
+    env.reset(seed=0)
+    _, _, terminated, truncated, info = env.step(torch.zeros(3, 2))
+    truncated[0] = True
+    terminated |= True
+    info["scored"][:] = False
+    _, _, terminated, truncated, info = env.step(torch.zeros(3, 2))
+    assert not truncated.any() and not terminated.any() and info["scored"].all()

@@ -63,8 +63,6 @@ class OnlineVectorEnv(VectorEnv):
         self._autoreset_pending = False
         # (action - action) summed over each batch: stays 0 until an action is NaN or infinite
         self._nonfinite_probe = torch.zeros((), device=self.device)
-        # read-only (expanded) flag vectors, shared by all steps: no allocation or launch per step
-        self._flags = tuple(torch.tensor(value, device=self.device).expand(num_envs) for value in (False, True))
 
     # -- seeding and episodes -------------------------------------------------------------
     def reset(
@@ -114,7 +112,7 @@ class OnlineVectorEnv(VectorEnv):
             "loss": result.loss,
             "correct": result.correct,
             "label": result.label,
-            "scored": self._flags[result.scored],
+            "scored": self._flags(result.scored),
         }
         obs = result.obs
         if result.truncated:
@@ -125,7 +123,11 @@ class OnlineVectorEnv(VectorEnv):
                 info = {**info, "final_obs": obs, "final_info": dict(info)}
                 self._episode_index += 1
                 obs = self._begin()
-        return obs, result.reward, self._flags[False], self._flags[result.truncated], info
+        return obs, result.reward, self._flags(False), self._flags(result.truncated), info
+
+    def _flags(self, value: bool) -> torch.Tensor:
+        """A fresh (num_envs,) flag vector: callers may write into what a step returns."""
+        return torch.full((self.num_envs,), value, device=self.device)
 
     def _validated(self, actions: torch.Tensor | np.ndarray) -> torch.Tensor:
         actions = torch.as_tensor(actions)
