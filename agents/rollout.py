@@ -89,7 +89,7 @@ def rollout(learner: Learner, params: torch.Tensor, env, seed: int | Sequence[in
             labels.append(info["label"])
     kept = (_per_member(labels, population), torch.stack(outputs)) if keep_logits else (None, None)
     return RolloutResult(_per_member(losses, population), _per_member(corrects, population),
-                         torch.stack(scored)[:, 0], *kept)
+                         torch.stack(scored)[:, 0].contiguous(), *kept)
 
 
 def _per_member(records: list[torch.Tensor], population: int) -> torch.Tensor:

@@ -281,12 +281,25 @@ def test_user_registered_task_from_tensors_and_from_a_dataset():
 
 
 def test_vector_env_flags_are_the_callers_to_write():
-    """Writing into a step's flag vectors must not leak into later steps (no shared buffers)."""
-    env = gym.make_vec("VSML/SumSign-Online-v0", num_envs=3, episode_length=4)
+    """Writing into a step's flag vectors must not leak into later steps or into the other
+    results of the same step (no shared buffers), also on the autoreset step."""
+    env = gym.make_vec("VSML/SumSign-Online-v0", num_envs=3, episode_length=2)
     env.reset(seed=0)
+    for _ in range(3):  # a step, the last step of the episode, then the autoreset step
+        _, reward, terminated, truncated, info = env.step(torch.zeros(3, 2))
+        was_truncated = truncated.clone()
+        truncated[0] = True
+        terminated |= True
+        info["scored"][:] = False
+        reward[1] = 5.0
+        assert float(info["loss"][1]) != 5.0 and not info["correct"].all()
     _, _, terminated, truncated, info = env.step(torch.zeros(3, 2))
-    truncated[0] = True
-    terminated |= True
-    info["scored"][:] = False
-    _, _, terminated, truncated, info = env.step(torch.zeros(3, 2))
-    assert not truncated.any() and not terminated.any() and info["scored"].all()
+    assert not was_truncated.any() and not truncated.any() and not terminated.any() and info["scored"].all()
+
+
+def test_deferred_nan_check_does_not_hold_the_autograd_graph():
+    env = gym.make_vec("VSML/SumSign-Online-v0", num_envs=2, episode_length=3, nan_check="episode")
+    env.reset(seed=0)
+    weight = torch.ones(2, requires_grad=True)
+    env.step(torch.zeros(2, 2) * weight)
+    assert env.unwrapped._nonfinite_probe.grad_fn is None and not env.unwrapped._nonfinite_probe.requires_grad

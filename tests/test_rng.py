@@ -91,3 +91,5 @@ def test_blockwise_draws_serve_rows_and_spans_of_one_block():
     assert draws.at(1)[0].tolist() == [1, 1, 1] and calls == [1, 0]
     with pytest.raises(ValueError, match="within one block"):
         draws.span(3, 6)
+    with pytest.raises(ValueError, match="empty"):
+        draws.span(5, 5)

@@ -121,7 +121,8 @@ class BlockwiseDraws:
     """Per-step values made a block of steps at a time: `draw(block)` returns step-major tables
     (a tensor or a tuple of tensors, each (block_size, N, ...)) holding the values of steps
     block*block_size ... (block+1)*block_size-1. One pass per block instead of one per step
-    (a step then costs a view), and the same values whatever order the steps are read in."""
+    (a step then costs a view), and the same values whatever order the steps are read in. The
+    rows returned are views of the cached table: callers must not write into them."""
 
     def __init__(self, draw: Callable[[int], torch.Tensor | tuple[torch.Tensor, ...]], block_size: int) -> None:
         self._draw, self.block_size = draw, block_size
@@ -134,8 +135,10 @@ class BlockwiseDraws:
 
     def span(self, start: int, stop: int) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """The values of steps start ... stop-1, which must lie in one block."""
+        if not start < stop:
+            raise ValueError(f"an empty span of steps: start={start}, stop={stop}")
         block, offset = divmod(start, self.block_size)
-        if not start < stop <= (block + 1) * self.block_size:
+        if stop > (block + 1) * self.block_size:
             raise ValueError(f"steps {start}..{stop - 1} are not within one block of {self.block_size} steps")
         return self._select(block, slice(offset, offset + stop - start))
 

@@ -101,11 +101,10 @@ class OnlineVectorEnv(VectorEnv):
         if self._autoreset_pending:  # NEXT_STEP autoreset: this step's actions are ignored
             self._episode_index += 1
             obs = self._begin()
-            zeros = torch.zeros(self.num_envs, device=self.device)
-            flags = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-            info = {"loss": zeros, "correct": flags, "scored": flags,
+            info = {"loss": torch.zeros(self.num_envs, device=self.device), "correct": self._flags(False),
+                    "scored": self._flags(False),
                     "label": torch.full((self.num_envs,), -1, dtype=torch.int64, device=self.device)}
-            return obs, zeros, flags, flags, info
+            return obs, torch.zeros(self.num_envs, device=self.device), self._flags(False), self._flags(False), info
 
         result = self.episode.step(self._validated(actions))
         info = {
@@ -141,7 +140,8 @@ class OnlineVectorEnv(VectorEnv):
             if not bool(torch.isfinite(actions).all()):
                 raise ValueError("actions contain NaN or infinite logits")
         elif self.nan_check == "episode":
-            self._nonfinite_probe.add_((actions - actions).sum())
+            detached = actions.detach()  # the probe must not hold on to the episode's autograd graph
+            self._nonfinite_probe.add_((detached - detached).sum())
         return actions
 
     def _raise_if_nonfinite_seen(self) -> None:

@@ -35,7 +35,9 @@ class Task(ABC):
 
     @abstractmethod
     def sample(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Example t of every stream: x float32 (N, *input_shape), y int64 (N,)."""
+        """Example t of every stream: x float32 (N, *input_shape), y int64 (N,). They may be
+        views of the task's cached draws (a block of steps is made at once): read-only, clone
+        them before writing into them."""
 
 
 class TaskWrapper(Task):
