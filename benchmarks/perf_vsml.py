@@ -14,8 +14,9 @@ peak memory is measured per run. Implementations: `baseline` (benchmarks/vsml_ba
 `vsml` (agents.vsml as shipped: the Triton layer step of agents/vsml/triton_layer.py on CUDA,
 the C++ one of agents/vsml/cpu_ticks.py on the CPU, stepped with `step_donated` as
 agents.rollout does), `vsml-eager` (agents.vsml with both fused kernels switched off).
-`--rollout` times the whole ES evaluation instead: `agents.rollout` over the native vector env (antithetic pairs sharing
-streams), as one reference ES step evaluates 1024 pairs x 500 examples. Prints one JSON document.
+`rollout` times the whole ES evaluation instead: `agents.rollout` over the native vector env
+(antithetic pairs sharing streams, so even populations only), as one reference ES step evaluates
+1024 pairs x 500 examples. Prints one JSON document.
 """
 
 from __future__ import annotations
@@ -158,6 +159,8 @@ def main() -> None:
                              "(shared machines drift by tens of percent between episodes)")
     parser.add_argument("--worker", nargs=2, metavar=("IMPLEMENTATION", "POPULATION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if "rollout" in args.implementations and any(p % 2 for p in args.populations):
+        parser.error("the rollout runs antithetic pairs: its populations must be even")
 
     if args.worker:
         print(json.dumps(run_worker(args.worker[0], int(args.worker[1]), args.steps, args.device, args.data_root,

@@ -170,7 +170,7 @@ def test_pixel_shuffle_resize_and_pad_input():
 def test_classification_examples_gathered_in_blocks_equal_a_per_step_gather(gather_bytes, monkeypatch):
     """Examples are gathered and standardised many steps at once (as many as fit the budget):
     every step must equal the plain definition, image[randint(fold(key, "index", t // 256))[t % 256]]."""
-    monkeypatch.setattr(classification, "_GATHER_BYTES", {"cpu": gather_bytes})
+    monkeypatch.setattr(classification, "_GATHER_BYTES_CPU", gather_bytes)
     images = torch.randint(0, 256, (37, 1, 5, 3), dtype=torch.uint8)
     labels = torch.arange(37) % 4
     task = ClassificationTask(images, labels, 4, mean=0.3, std=0.2, device="cpu")

@@ -6,8 +6,9 @@ gates, and the dozen small torch ops around it cost as much as the ticks of one 
 extension keeps the gates in registers, vectorised with AVX2 (chosen at run time, scalar code
 elsewhere) and parallel over OpenMP threads. It is built on first use with torch's JIT extension
 loader (needs a C++ compiler and ninja; ~20 s) and cached under
-$XDG_CACHE_HOME/vsml_gym/torch_extensions, so later processes only load it. If the build fails the learner falls back to the eager tick with
-one warning. VSML_GYM_CPU_KERNEL=0 disables it (e.g. to compare).
+$XDG_CACHE_HOME/vsml_gym/torch_extensions, so later processes only load it. If the build fails
+the learner falls back to the eager tick with one warning. VSML_GYM_CPU_KERNEL=0 disables it
+(e.g. to compare).
 """
 
 from __future__ import annotations

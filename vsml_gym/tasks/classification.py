@@ -15,8 +15,8 @@ _BLOCK = 256  # steps whose example indices are drawn together
 #: and three element-wise ops. On the CPU the block must stay in the caches (with 8 MB, steps of
 #: 64 or more MNIST streams got slower than gathering every step); on a GPU, where the ops'
 #: launches are the cost, 8 MB (benchmarks/results/README.md, session 6).
-_GATHER_BYTES = {"cpu": 2 << 20}
-_GATHER_BYTES_ELSEWHERE = 8 << 20
+_GATHER_BYTES_CPU = 2 << 20
+_GATHER_BYTES_GPU = 8 << 20
 
 
 def steps_per_gather(num_streams: int, example_size: int, budget: int) -> int:
@@ -96,7 +96,7 @@ class ClassificationTask(Task):
         size = self.images.shape[0]
         indices = rng.BlockwiseDraws(  # step-major and contiguous, so are the gathered examples
             lambda block: rng.randint(rng.fold(keys, "index", block), size, (_BLOCK,)).T.contiguous(), _BLOCK)
-        budget = _GATHER_BYTES.get(self.device.type, _GATHER_BYTES_ELSEWHERE)
+        budget = _GATHER_BYTES_CPU if self.device.type == "cpu" else _GATHER_BYTES_GPU
         steps = steps_per_gather(keys.shape[0], self.images[0].numel(), budget)
 
         def gather(block: int) -> tuple[torch.Tensor, torch.Tensor]:  # (steps, N, ...) and (steps, N)
