@@ -1,4 +1,5 @@
-"""The learners' commands of `vsml-gym` (train, evaluate, benchmark, leaderboard): an entry-point provider."""
+"""The learners' commands of `vsml-gym` (train, evaluate, plot-runs, benchmark, leaderboard): an entry-point
+provider."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
         "train", help="meta-train a learner from a YAML experiment config",
         description="Meta-train a learner (ES with EvoTorch, or gradient descent through episodes) as described "
                     "by a YAML config (see configs/). Logs go to OUTPUT_DIR/NAME/log.jsonl, checkpoints to "
-                    "OUTPUT_DIR/NAME/checkpoint.pt (written atomically).")
+                    "OUTPUT_DIR/NAME/checkpoint.pt (written atomically), a progress plot to "
+                    "OUTPUT_DIR/NAME/progress.png (redrawn after each evaluation and at the end).")
     train.add_argument("config", nargs="?", help="YAML experiment config (omit to use the defaults)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set training.population_size=128 (repeatable)")
@@ -40,6 +42,20 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(run=run_evaluate)
 
+    plot = subparsers.add_parser(
+        "plot-runs", help="plot the progress of training runs from their logs",
+        description="Draw the training loss (or ES fitness) and the meta-test accuracy of one or more runs, "
+                    "against iterations and wall-clock hours, from their log.jsonl into one image; several "
+                    "runs are compared in the same panels, one colour each. Works on a run still training.",
+        epilog="example: vsml-gym plot-runs runs/vsml_mnist runs/vsml_mnist_gradient --out compare.png")
+    plot.add_argument("logs", nargs="+", metavar="LOG_OR_RUN_DIR",
+                      help="a log.jsonl written by `vsml-gym train`, or the run folder holding it")
+    plot.add_argument("--out", required=True, metavar="FILE.png",
+                      help="image to write (the suffix picks the format: .png, .pdf, .svg)")
+    plot.add_argument("--label", dest="labels", action="append", metavar="NAME",
+                      help="legend name of a run, once per run in order (default: the run folder names)")
+    plot.set_defaults(run=run_plot_runs)
+
 
 def add_benchmark_commands(subparsers: argparse._SubParsersAction) -> None:
     from agents.benchmark.metrics import METRICS
@@ -57,6 +73,9 @@ def add_benchmark_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--episode-length", type=int, default=2000, help="steps per run (default 2000)")
     bench.add_argument("--few-shot-episodes", type=int, default=100, help="episodes of few-shot envs (default 100)")
     bench.add_argument("--seed", type=int, default=0, help="first seed (runs use seed, seed+1, ...)")
+    bench.add_argument("--split", choices=("test", "train"), default="test",
+                       help="data split (default test, the protocol; train for meta-validation, e.g. choosing "
+                            "checkpoints, with --seed away from the training streams)")
     bench.add_argument("--metric", default="final", choices=METRICS, help="headline metric of the table")
     bench.add_argument("--introspect", metavar="LEARNER", help="learner label for the introspection plot")
     bench.add_argument("--device", default="cpu")
@@ -103,7 +122,7 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
             file.write(json.dumps(record) + "\n")
 
     records = run_benchmark(specs, args.envs or DEFAULT_SUITE, args.seeds, args.episode_length, args.seed,
-                            args.device, args.data_root, args.few_shot_episodes, not args.quiet, append)
+                            args.device, args.data_root, args.few_shot_episodes, not args.quiet, append, args.split)
     paths = write_outputs(records, out, args.metric, args.introspect)
     print(leaderboard_markdown(records, args.metric))
     print("\nwrote " + ", ".join(str(p) for p in [results, *paths.values()]))
@@ -131,6 +150,15 @@ def run_train(args: argparse.Namespace) -> int:
     trainer = make_trainer(config, resume=args.resume, progress=not args.quiet)
     record = trainer.run()
     print(json.dumps({"run_dir": str(config.run_dir), **record}))
+    return 0
+
+
+def run_plot_runs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from agents.training.progress_plot import plot_progress
+
+    print(f"wrote {plot_progress([Path(p) for p in args.logs], Path(args.out), args.labels)}")
     return 0
 
 

@@ -56,9 +56,10 @@ class ParamSpec:
         return torch.cat(parts, dim=1) if parts else torch.zeros(population, 0)
 
 
-def truncated_normal(shape: tuple[int, ...], std: float, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
+def truncated_normal(shape: tuple[int, ...], std: float, generator: torch.Generator, device: torch.device | str = "cpu",
+                     dtype: torch.dtype | None = None) -> torch.Tensor:
     """Normal(0, std) truncated at two standard deviations, rescaled so the std is `std`
     (the common 'truncated normal, std 1/sqrt(fan_in)' initialiser)."""
     scale = std / 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
-    out = torch.empty(shape, device=device)
+    out = torch.empty(shape, device=device, dtype=dtype)
     return torch.nn.init.trunc_normal_(out, 0.0, scale, -2 * scale, 2 * scale, generator=generator)

@@ -26,3 +26,35 @@ def test_perf_worker_reports_speed_memory_and_the_clock(implementation):
     assert result["cpu_kernel"] == (implementation == "vsml")
     before, after = result["cpu_ghz_before_after"]
     assert len(before) == len(after) >= 1 and all(g > 0.1 for g in before + after)
+
+
+def test_metatraining_throughput_reports_both_trainers_side_by_side(tmp_path, data_root):
+    import json
+    import subprocess
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text("learner: {name: vsml, options: {num_micro_ticks: 1}}\n"
+                      "training: {method: gradient, population_size: 2, episode_length: 2, device: cpu,\n"
+                      "           tasks: [{env: VSML/MNIST-Online-v0, options: {resize: 7}}]}\n")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "metatraining_throughput.py"
+    result = subprocess.run([sys.executable, str(script), "--config", str(config), "--set", f"data_root={data_root}",
+                             "--es-population", "2", "--repeats", "1", "--threads", "1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    forward, gradient = report["forward_es"], report["gradient"]
+    assert forward["population"] == 2 and forward["episode_length"] == 2 and forward["antithetic"]
+    assert forward["examples_per_episode"] == forward["examples_per_es_step"] == 2 * 2
+    assert gradient["batch_streams"] == 2 and gradient["members"] == 1
+    assert gradient["examples_per_episode"] == 2 * 2
+    for key in ("examples_per_s", "examples_per_s_median", "es_steps_per_hour", "peak_memory_mb"):
+        assert forward[key] > 0, key
+    for key in ("examples_per_s", "examples_per_s_median", "gradient_steps_per_hour",
+                "forward_with_graph_seconds_median", "backward_and_update_seconds_median", "peak_memory_mb"):
+        assert gradient[key] > 0, key
+    assert forward["es_steps_per_hour"] == pytest.approx(
+        3600 * forward["examples_per_s_median"] / forward["examples_per_es_step"], rel=1e-2)
+    assert report["gradient_over_forward_cost_per_example"] == pytest.approx(
+        forward["examples_per_s_median"] / gradient["examples_per_s_median"], rel=1e-2)
+    assert report["torch_threads"] == 1 and report["forward_kernel"] == "C++ CPU kernel"
+    assert all(g > 0.1 for g in report["cpu_ghz_before_after"][0] + report["cpu_ghz_before_after"][1])

@@ -1,6 +1,7 @@
 """Meta-training: ES gradient, antithetic data sharing, real improvement, resume, Ray, checkpoints."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from agents.training.config import config_from_dict
 from agents.training.population import PopulationEvaluator, stream_ids
 from agents.training.searchers import make_searcher
 from helpers import DataEcho
+from vsml_gym import rng
 from vsml_gym.cli import main as cli_main
 
 SUM_SIGN_7x7 = "training.tasks=[{env: VSML/SumSign-Online-v0, options: {resize: 7}}]"
@@ -82,7 +84,8 @@ def test_short_meta_training_lowers_the_meta_test_loss(tmp_path):
 
 @pytest.mark.parametrize("method", ["es", "gradient"])
 def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path, method):
-    extra = ["training.method=gradient", "training.truncation=4"] if method == "gradient" else []
+    extra = (["training.method=gradient", "training.truncation=4", "training.lr_schedule=cosine",
+              "training.min_learning_rate=0.0001"] if method == "gradient" else [])
     straight = make_trainer(tiny(tmp_path, "straight", *extra), progress=False)
     straight.run()
 
@@ -125,6 +128,77 @@ def test_gradient_meta_training_lowers_the_loss(tmp_path):
     losses = [json.loads(line)["loss"] for line in trainer.log_path.read_text().splitlines()]
     print(f"gradient meta-training loss: {losses[0]:.3f} -> {losses[-1]:.3f}")
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.1
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_its_floor(tmp_path):
+    config = tiny(tmp_path, "cosine", "training.method=gradient", "training.iterations=5",
+                  "training.learning_rate=0.01", "training.lr_schedule=cosine", "training.min_learning_rate=0.001")
+    trainer = make_trainer(config, progress=False)
+    trainer.run()
+    rates = [json.loads(line)["lr"] for line in trainer.log_path.read_text().splitlines()]
+    expected = [0.001 + 0.009 * 0.5 * (1 + math.cos(math.pi * i / 4)) for i in range(5)]
+    assert rates == pytest.approx(expected, rel=1e-6)
+
+
+def test_best_checkpoint_keeps_the_best_evaluation(tmp_path, monkeypatch):
+    config = tiny(tmp_path, "best", "evaluation.every=1", "training.iterations=4")
+    trainer = make_trainer(config, progress=False)
+    scores = iter([0.3, 0.5, 0.4, 0.45])
+    monkeypatch.setattr(trainer, "evaluate", lambda: {"VSML/SumSign-Online-v0": {
+        "available": True, "loss": 1.0, "accuracy": next(scores), "episodes": 1, "episode_length": 1}})
+    centers = {}
+    original = trainer.train_step
+
+    def step():
+        stats = original()
+        centers[trainer.iteration + 1] = trainer.center().clone()
+        return stats
+
+    trainer.train_step = step
+    trainer.run()
+    best = load_checkpoint(trainer.best_path)
+    assert best["iteration"] == 2 and best["selection"]["mean_accuracy"] == 0.5
+    assert torch.equal(best["params"], centers[2])
+    assert load_checkpoint(trainer.checkpoint_path)["best_score"] == 0.5
+
+
+def test_gradient_batches_of_a_pooling_learner_are_independent_episodes(tmp_path):
+    """A batched LA pools its streams into one learner; a gradient batch of such a learner must
+    still be population_size independent learning runs (one member each), not one run of batch B."""
+    config = tiny(tmp_path, "pooled", "training.method=gradient", "training.population_size=3",
+                  "learner.name=vsml", "learner.options={batch_average: true, state_size: 4, num_micro_ticks: 1}")
+    trainer = make_trainer(config, progress=False)
+    assert trainer.pools_streams
+    loss = float(trainer.batch_loss(0).detach())
+    t = trainer.config.training
+    learner_params = trainer.params.detach()
+    singles = []
+    for b in range(3):
+        stream = rng.fold_int(config.seed, "episode", 0, b)
+        with torch.no_grad():
+            _, result = trainer.evaluator.rollout_group(learner_params, [stream], t.tasks[0], False, "cpu",
+                                                        stream_seeds=[stream])
+        singles.append(float(result.mean_loss()[0]))
+    assert loss == pytest.approx(sum(singles) / 3, rel=1e-5)
+
+
+def test_vsml_meta_trains_by_gradient_on_mnist(tmp_path):
+    """VSML itself learns to learn: from its initial meta-parameters (at chance) to a learner
+    that learns 5-way 5x5 MNIST online, meta-tested on the test split (CPU recipe, scaled down)."""
+    task = "{resize: 5, classes: [0, 1, 2, 3, 4]}"
+    config = load_config("configs/vsml_mnist_cpu.yaml", [
+        f"output_dir={tmp_path}", "evaluation.every=0", "training.iterations=200", "training.population_size=8",
+        "training.episode_length=30", "training.lr_schedule=constant", f"training.tasks=[{{env: VSML/MNIST-Online-v0, "
+        f"options: {task}}}]", "evaluation.envs=[VSML/MNIST-Online-v0]", "evaluation.episodes=16",
+        "evaluation.episode_length=30", f"evaluation.options={task}"])
+    trainer = make_trainer(config, progress=False)
+    before = trainer.evaluate()["VSML/MNIST-Online-v0"]
+    trainer.run()
+    after = trainer.evaluate()["VSML/MNIST-Online-v0"]
+    print(f"VSML 5-way MNIST meta-test: loss {before['loss']:.3f} -> {after['loss']:.3f}, "
+          f"accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f}")
+    assert before["loss"] > 1.59  # chance: ln 5 = 1.609
+    assert after["loss"] < before["loss"] - 0.3 and after["accuracy"] > 0.45
 
 
 # ---------------------------------------------------------------- checkpoints and configs
@@ -188,3 +262,88 @@ def test_train_and_evaluate_from_the_command_line(tmp_path, capsys):
     assert cli_main(["evaluate", str(checkpoint), "--episodes", "2", "--episode-length", "20", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["iteration"] == 3 and report["results"]["VSML/SumSign-Online-v0"]["available"]
+
+
+# ---------------------------------------------------------------- progress plots
+def _write_log(path, iterations, every=0, key="fitness_mean"):
+    """A synthetic log.jsonl like the trainer's: eval records (one available env, one not) every `every`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(1, iterations + 1):
+        record = {"iteration": i, "seconds": 2.0, key: 1.0 / i}
+        if every and i % every == 0:
+            record["eval"] = {"VSML/SumSign-Online-v0": {"available": True, "loss": 0.5, "accuracy": 0.5 + i / 100,
+                                                         "episodes": 2, "episode_length": 10},
+                              "VSML/MNIST-Online-v0": {"available": False, "reason": "no data"}}
+        records.append(json.dumps(record))
+    path.write_text("".join(line + "\n" for line in records))
+    return path
+
+
+def _is_png(path):
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_progress_plot_draws_runs_with_and_without_evaluations(tmp_path):
+    from agents.training.progress_plot import plot_progress, progress_figure, read_log
+
+    es = _write_log(tmp_path / "es_run" / "log.jsonl", 10, every=5)
+    grad = _write_log(tmp_path / "grad_run" / "log.jsonl", 6, key="loss")
+    figure = progress_figure([("es_run", read_log(es)), ("grad_run", read_log(grad))])
+    train_ax, by_iteration, by_hours = figure.axes
+    assert len(train_ax.get_lines()) == 4  # raw and smoothed, per run
+    assert len(by_iteration.get_lines()) == len(by_hours.get_lines()) == 1  # es_run's one available env
+    line = by_hours.get_lines()[0]
+    assert list(line.get_xdata()) == pytest.approx([10 / 3600, 20 / 3600])  # cumulative seconds, in hours
+    assert list(line.get_ydata()) == pytest.approx([0.55, 0.6])
+    assert by_iteration.get_legend().get_texts()[0].get_text() == "es_run: SumSign-Online"
+    figure.clf()
+
+    out = plot_progress([es, grad.parent], tmp_path / "plots" / "compare.png")
+    assert out.exists() and _is_png(out)
+
+    no_eval = progress_figure([("grad_run", read_log(grad))])
+    for ax in no_eval.axes[1:]:
+        assert not ax.get_lines() and [t.get_text() for t in ax.texts] == ["no evaluations yet"]
+    no_eval.clf()
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "log.jsonl").write_text("")
+    with pytest.raises(ValueError, match="empty: no iterations logged yet"):
+        plot_progress([tmp_path / "empty"], tmp_path / "empty.png")
+    with pytest.raises(ValueError, match="one label per run"):
+        plot_progress([es, grad], tmp_path / "x.png", labels=["only one"])
+
+
+def test_plot_runs_command(tmp_path, capsys):
+    es = _write_log(tmp_path / "es_run" / "log.jsonl", 4, every=2)
+    out = tmp_path / "compare.png"
+    assert cli_main(["plot-runs", str(es), str(tmp_path / "es_run"), "--out", str(out),
+                     "--label", "a", "--label", "b"]) == 0
+    assert _is_png(out) and str(out) in capsys.readouterr().out
+    assert cli_main(["plot-runs", str(tmp_path / "missing"), "--out", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vsml-gym plot-runs: error: no training log at") and err.count("\n") == 1
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_training_writes_a_progress_plot_and_survives_plotting_errors(tmp_path, monkeypatch):
+    fast_eval = ["training.iterations=2", "evaluation.every=2", "evaluation.envs=[VSML/SumSign-Online-v0]",
+                 "evaluation.episodes=2", "evaluation.episode_length=10", "evaluation.options={resize: 7}"]
+    trainer = make_trainer(tiny(tmp_path, "plotted", *fast_eval), progress=False, echo=lambda _: None)
+    trainer.run()
+    assert trainer.plot_path == tmp_path / "plotted" / "progress.png" and _is_png(trainer.plot_path)
+
+    import agents.training.progress_plot as progress_plot
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no ink")
+
+    monkeypatch.setattr(progress_plot, "plot_progress", broken)
+    messages = []
+    failing = make_trainer(tiny(tmp_path, "unplotted", *fast_eval, "evaluation.every=1"), progress=False,
+                           echo=messages.append)
+    assert failing.run()["iteration"] == 2  # two failed plots, and training went on
+    assert [m for m in messages if "no ink" in m] == [f"could not draw {failing.plot_path} (RuntimeError: no ink); "
+                                                      "training continues, further plotting errors are not reported"]
+    assert not failing.plot_path.exists()

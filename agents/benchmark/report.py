@@ -70,8 +70,10 @@ def leaderboard_markdown(records: Sequence[dict[str, Any]], metric: str = "final
         lines.append(f"| {learner} | " + " | ".join(row) + " |")
     help_key = "acc@k" if metric.startswith("acc@") else metric
     lines.append("")
+    splits = sorted({r.get("split", "test") for r in records})
+    where = "the test split" if splits == ["test"] else f"the {' and '.join(splits)} split(s)"
     lines.append(f"Metric `{metric}`: {METRIC_HELP[help_key]} ({'%' if metric != 'loss' else 'nats'}; mean ± 95% CI "
-                 f"over seeds). Few-shot envs: {METRIC_HELP['query']}.")
+                 f"over seeds), on {where}. Few-shot envs: {METRIC_HELP['query']}.")
     return "\n".join(lines)
 
 

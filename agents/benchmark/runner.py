@@ -83,11 +83,12 @@ def versions() -> dict[str, str]:
 
 
 def run_pair(spec: LearnerSpec, env_id: str, seeds: int, episode_length: int, seed: int, device: str,
-             data_root: str | None, few_shot_episodes: int) -> dict[str, Any]:
-    """One leaderboard cell: `seeds` independent runs of `spec` on `env_id` (test split)."""
+             data_root: str | None, few_shot_episodes: int, split: str = "test") -> dict[str, Any]:
+    """One leaderboard cell: `seeds` independent runs of `spec` on `env_id` (the test split; the
+    train split for meta-validation, e.g. to choose checkpoints without looking at the test set)."""
     record: dict[str, Any] = {"learner": spec.label or spec.name, "spec": asdict(spec), "env": env_id,
-                              "seed": seed, "device": device, "versions": versions()}
-    options: dict[str, Any] = {"split": "test", "data_root": data_root}
+                              "split": split, "seed": seed, "device": device, "versions": versions()}
+    options: dict[str, Any] = {"split": split, "data_root": data_root}
     try:
         probe = gym.make(env_id, **options)
     except DatasetNotFoundError as missing:
@@ -122,12 +123,13 @@ def run_pair(spec: LearnerSpec, env_id: str, seeds: int, episode_length: int, se
 
 def run_benchmark(specs: Sequence[LearnerSpec], env_ids: Sequence[str], seeds: int = 32, episode_length: int = 2000,
                   seed: int = 0, device: str = "cpu", data_root: str | None = None, few_shot_episodes: int = 100,
-                  progress: bool = True, on_record: Callable[[dict], None] | None = None) -> list[dict[str, Any]]:
+                  progress: bool = True, on_record: Callable[[dict], None] | None = None, split: str = "test"
+                  ) -> list[dict[str, Any]]:
     """Every learner on every env; records are also handed to `on_record` as they finish."""
     records = []
     pairs = [(spec, env_id) for spec in specs for env_id in env_ids]
     for spec, env_id in tqdm(pairs, desc="benchmark", disable=not progress, dynamic_ncols=True):
-        record = run_pair(spec, env_id, seeds, episode_length, seed, device, data_root, few_shot_episodes)
+        record = run_pair(spec, env_id, seeds, episode_length, seed, device, data_root, few_shot_episodes, split)
         records.append(record)
         if on_record is not None:
             on_record(record)

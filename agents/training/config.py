@@ -49,6 +49,8 @@ class TrainingConfig:
     num_actors: int = 0  # Ray actors evaluating the population (0: in this process)
     num_gpus_per_actor: float = 0.0
     learning_rate: float = 1e-3  # gradient method
+    lr_schedule: str = "constant"  # gradient method: constant | cosine (to min_learning_rate at the last iteration)
+    min_learning_rate: float = 0.0  # gradient method, with lr_schedule=cosine
     grad_clip: float = 25.0  # gradient method
     truncation: int = 0  # gradient method: truncated BPTT window (0: the whole episode)
 
@@ -146,6 +148,8 @@ def _validate(config: ExperimentConfig) -> None:
     for name in ("iterations", "population_size", "episode_length", "streams_per_member"):
         if not isinstance(getattr(t, name), int) or getattr(t, name) < 1:
             raise ValueError(f"training.{name} must be a positive int, got {getattr(t, name)!r}")
+    if t.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"training.lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}")
     if not 0.0 <= t.projection_fraction <= 1.0:
         raise ValueError(f"training.projection_fraction must be in [0, 1], got {t.projection_fraction}")
     if not t.tasks or any(task.weight <= 0 for task in t.tasks):

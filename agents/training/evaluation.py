@@ -39,10 +39,13 @@ def evaluate_params(learner_name: str, learner_options: dict[str, Any], params: 
         if learner.num_params != params.numel():
             raise ValueError(f"{env_id}: learner {learner_name!r} needs {learner.num_params} meta-parameters here, "
                              f"the given ones have {params.numel()}")
+        members = params.view(1, -1)
+        if learner.pools_streams:  # a batched learner: every episode a member of its own
+            members = members.expand(episodes, -1).contiguous()
         with torch.no_grad():
-            result = rollout(learner, params.view(1, -1).to(device), env, seed=seed, state_seed=seed)
+            result = rollout(learner, members.to(device), env, seed=seed, state_seed=seed)
         env.close()
-        results[env_id] = {"available": True, "loss": float(result.mean_loss()[0]),
-                           "accuracy": float(result.accuracy()[0]), "episodes": episodes,
+        results[env_id] = {"available": True, "loss": float(result.mean_loss().mean()),
+                           "accuracy": float(result.accuracy().mean()), "episodes": episodes,
                            "episode_length": int(result.loss.shape[0])}
     return results

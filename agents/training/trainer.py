@@ -1,5 +1,5 @@
 """The meta-training loop shared by the ES and the gradient trainer: progress, periodic meta-test
-evaluation, JSONL logs, atomic checkpoints and exact resumption."""
+evaluation, JSONL logs, a progress plot, atomic checkpoints and exact resumption."""
 
 from __future__ import annotations
 
@@ -31,7 +31,12 @@ class Trainer(ABC):
         self.run_dir = config.run_dir
         self.checkpoint_path = self.run_dir / "checkpoint.pt"
         self.log_path = self.run_dir / "log.jsonl"
+        self.best_path = self.run_dir / "best.pt"  # the best evaluation so far (see _keep_if_best)
+        self.best_score: float | None = None
+        self.plot_path = self.run_dir / "progress.png"
         self._resume = resume
+        self._plotted_at: int | None = None  # the iteration progress.png shows
+        self._plot_failed = False
         torch.manual_seed(config.seed)
 
     # -- what a trainer implements ----------------------------------------------------------------
@@ -76,14 +81,45 @@ class Trainer(ABC):
             if every and (self.iteration % every == 0 or self.iteration == total):
                 record["eval"] = self.evaluate()
                 self.echo(_describe_eval(self.iteration, record["eval"]))
+                self._keep_if_best(record["eval"])
             with self.log_path.open("a") as log:
                 log.write(json.dumps(record) + "\n")
             bar.update(1)
             bar.set_postfix({k: f"{v:.4f}" for k, v in stats.items() if isinstance(v, float)})
             if self.iteration % self.config.checkpoint_every == 0 or self.iteration == total:
                 self.save()
+            if "eval" in record:
+                self.write_progress_plot()  # after the checkpoint: a kill while drawing loses nothing
         bar.close()
+        if self.iteration and self._plotted_at != self.iteration:
+            self.write_progress_plot()
         return record
+
+    def write_progress_plot(self) -> None:
+        """(Re)draw run_dir/progress.png from the log. A plot is a convenience: if drawing fails,
+        say so once and let training go on."""
+        try:
+            from agents.training.progress_plot import plot_progress
+
+            plot_progress([self.log_path], self.plot_path)
+            self._plotted_at = self.iteration
+        except Exception as error:  # noqa: BLE001  (any failure: missing matplotlib, disk full, a bug)
+            if not self._plot_failed:
+                self._plot_failed = True
+                self.echo(f"could not draw {self.plot_path} ({type(error).__name__}: {error}); "
+                          "training continues, further plotting errors are not reported")
+
+    def _keep_if_best(self, results: dict[str, dict[str, Any]]) -> None:
+        """Copy the meta-parameters to best.pt when the mean accuracy over the evaluation envs
+        beats every earlier evaluation: checkpoints are chosen on these (meta-validation) envs."""
+        scores = [r["accuracy"] for r in results.values() if r["available"]]
+        if not scores:
+            return
+        score = sum(scores) / len(scores)
+        if self.best_score is None or score > self.best_score:
+            self.best_score = score
+            save_checkpoint(self.best_path, {**self._payload(), "selection": {"mean_accuracy": score,
+                                                                              "envs": sorted(results)}})
 
     def evaluate(self) -> dict[str, dict[str, Any]]:
         e = self.config.evaluation
@@ -91,12 +127,13 @@ class Trainer(ABC):
                                e.envs, e.episodes, e.episode_length, e.seed, self.config.training.device,
                                self.config.data_root, e.options)
 
+    def _payload(self) -> dict[str, Any]:
+        return {"kind": self.kind, "iteration": self.iteration, "config": self.config.to_dict(),
+                "learner": self.learner_identity, "params": self.center().detach().cpu().clone(),
+                "state": self.state_dict(), "rng": rng_state(), "best_score": self.best_score}
+
     def save(self) -> Path:
-        return save_checkpoint(self.checkpoint_path, {
-            "kind": self.kind, "iteration": self.iteration, "config": self.config.to_dict(),
-            "learner": self.learner_identity, "params": self.center().detach().cpu().clone(),
-            "state": self.state_dict(), "rng": rng_state(),
-        })
+        return save_checkpoint(self.checkpoint_path, self._payload())
 
     def _restore(self) -> None:
         payload = load_checkpoint(self.checkpoint_path, kind=self.kind)
@@ -104,6 +141,7 @@ class Trainer(ABC):
         self.load_state_dict(payload["state"])
         restore_rng_state(payload["rng"])
         self.iteration = payload["iteration"]
+        self.best_score = payload.get("best_score")
         lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
         kept = [line for line in lines if json.loads(line)["iteration"] <= self.iteration]
         self.log_path.write_text("".join(line + "\n" for line in kept))  # drop work done after the checkpoint

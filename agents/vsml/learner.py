@@ -63,7 +63,10 @@ class VSML(Learner):
     [-v, v]), `batch_average` (batched LA: the B streams of a member form one learner whose first
     half of state dims is averaged over the batch before each example), `coordinates` (each
     sub-LSTM also sees a, b, layer index and t / time_scale), `init_rand_proportion` (fraction of
-    cell dims initialised randomly with std 1/sqrt(fan_in)).
+    cell dims initialised randomly with std 1/sqrt(fan_in)), `input_gate_init` /
+    `forget_gate_init` (initial value of the learned input / forget gate biases, on top of the
+    fixed -5 / +5 shifts: e.g. 5 opens the input gates halfway, so that examples write into the
+    states from the first meta-training step).
     """
 
     name = "vsml"
@@ -89,6 +92,8 @@ class VSML(Learner):
         coordinates: bool = False,
         time_scale: float = 500.0,
         init_rand_proportion: float = 0.5,
+        input_gate_init: float = 0.0,
+        forget_gate_init: float = 0.0,
     ) -> None:
         super().__init__(input_shape, num_classes)
         if message_size < 2 or not 0 <= output_idx < message_size:
@@ -102,6 +107,7 @@ class VSML(Learner):
         self.batch_average, self.coordinates, self.time_scale = batch_average, coordinates, time_scale
         self.pools_streams = batch_average
         self.init_rand_proportion = init_rand_proportion
+        self.gate_init = {"i": input_gate_init, "f": forget_gate_init}
         self._sub_lstm_cache: tuple[torch.Tensor, int, tuple[list, list]] | None = None  # (params, version, views)
         count = len(self.layers) if layerwise_rnns else 1
         self._forward_prefixes = [f"layer{i}." if layerwise_rnns else "" for i in range(len(self.layers))]
@@ -118,7 +124,8 @@ class VSML(Learner):
                        "separate_backward_rnn": separate_backward_rnn, "layer_norm": layer_norm,
                        "layerwise_rnns": layerwise_rnns, "state_clip": state_clip, "batch_average": batch_average,
                        "coordinates": coordinates, "time_scale": time_scale,
-                       "init_rand_proportion": init_rand_proportion}
+                       "init_rand_proportion": init_rand_proportion, "input_gate_init": input_gate_init,
+                       "forget_gate_init": forget_gate_init}
 
     # -- meta-parameters and states -------------------------------------------------------------
     def init_named_params(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -128,26 +135,30 @@ class VSML(Learner):
                 named[name] = truncated_normal(shape, 1.0 / math.sqrt(shape[0]), generator)
             else:
                 named[name] = torch.ones(shape) if name.endswith("_scale") else torch.zeros(shape)
+            if name.endswith("lstm_b"):  # columns (i, g, f, o)
+                n = self.shape.state_size
+                named[name][:n] = self.gate_init["i"]
+                named[name][2 * n : 3 * n] = self.gate_init["f"]
         return named
 
     def initial_state(self, params: torch.Tensor, batch: int, generator: torch.Generator) -> State:
-        pop, device = params.shape[0], params.device
+        pop, like = params.shape[0], {"device": params.device, "dtype": params.dtype}
         n, m = self.shape.state_size, self.shape.message_size
         random_dims = int(n * self.init_rand_proportion)
         draws = 1 if self.batch_average else batch  # batched LA: one learner per member
         state: State = {"t": 0}
         for i, layer in enumerate(self.layers):
             grid = (layer.num_in, layer.num_out)
-            cell = truncated_normal((pop, draws, *grid, random_dims), 1.0 / math.sqrt(layer.fan_in), generator, device)
+            cell = truncated_normal((pop, draws, *grid, random_dims), 1.0 / math.sqrt(layer.fan_in), generator, **like)
             cell = torch.cat([cell, cell.new_zeros(pop, draws, *grid, n - random_dims)], dim=-1)
             state[f"c{i}"] = cell.expand(pop, batch, *grid, n).contiguous()
-            state[f"h{i}"] = torch.zeros(pop, batch, *grid, n, device=device)
+            state[f"h{i}"] = torch.zeros(pop, batch, *grid, n, **like)
             if i > 0:
-                state[f"fwd_in{i}"] = torch.zeros(pop, batch, *self.layers[i - 1].out_shape, m, device=device)
+                state[f"fwd_in{i}"] = torch.zeros(pop, batch, *self.layers[i - 1].out_shape, m, **like)
             if i < len(self.layers) - 1:
-                state[f"bwd_in{i}"] = torch.zeros(pop, batch, *layer.out_shape, m, device=device)
+                state[f"bwd_in{i}"] = torch.zeros(pop, batch, *layer.out_shape, m, **like)
         if self.backward_pass:
-            state["prev_x"] = torch.zeros(pop, batch, *self.input_shape, device=device)
+            state["prev_x"] = torch.zeros(pop, batch, *self.input_shape, **like)
         return state
 
     # -- stepping -------------------------------------------------------------------------------

@@ -82,8 +82,13 @@ class SubLSTMParams:
 
 def lstm_update(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """New (h, c) from pre-activation gates (..., 4N) in the internal order (i, f, o, 2g), shifts
-    included. `gates` is consumed (activated in place)."""
+    included. Without autograd `gates` is consumed (activated in place); while a gradient is
+    recorded every op is out of place (autograd saves the activations)."""
     n = gates.shape[-1] // 4
+    if torch.is_grad_enabled() and (gates.requires_grad or c.requires_grad):
+        i, f, o, g = gates.sigmoid().split(n, dim=-1)
+        c = torch.addcmul(f * c, i, g * 2.0 - 1.0)
+        return (torch.sigmoid(c * 2.0) * 2.0 - 1.0) * o, c
     i, f, o, g = gates.sigmoid_().split(n, dim=-1)
     c = torch.addcmul(f * c, i, g.mul_(2.0).sub_(1.0))  # tanh(g) = 2 sigmoid(2g) - 1
     return torch.sigmoid(c * 2.0).mul_(2.0).sub_(1.0).mul_(o), c
