@@ -73,6 +73,15 @@ def test_the_same_seed_reproduces_the_same_table(data_root):
         pytest.approx(first[0]["metrics"]["final"])
 
 
+def test_the_train_split_is_a_separate_meta_validation_board(data_root):
+    test, train = (tiny_run(data_root, learners=("sgd",), envs=("VSML/MNIST-Online-v0",), split=split)
+                   for split in ("test", "train"))
+    assert test[0]["split"] == "test" and train[0]["split"] == "train"
+    assert test[0]["correct"] != train[0]["correct"]  # other examples
+    assert "on the test split" in leaderboard_markdown(test, "acc@100")
+    assert "on the train split" in leaderboard_markdown(train, "acc@100")
+
+
 def test_plug_in_learner_appears_and_missing_data_is_marked(tmp_path, data_root):
     register_learner("echo_plugin", DataEcho, overwrite=True)
     try:

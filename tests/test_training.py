@@ -162,6 +162,18 @@ def test_best_checkpoint_keeps_the_best_evaluation(tmp_path, monkeypatch):
     assert load_checkpoint(trainer.checkpoint_path)["best_score"] == 0.5
 
 
+@pytest.mark.parametrize("method", ["es", "gradient"])
+def test_a_run_starts_from_the_meta_parameters_of_init_from(tmp_path, method):
+    first = make_trainer(tiny(tmp_path, "stage1", "training.iterations=2"), progress=False)
+    first.run()
+    second = make_trainer(tiny(tmp_path, "stage2", f"training.method={method}",
+                               f"training.init_from={first.checkpoint_path}"), progress=False)
+    assert torch.equal(second.center().detach(), first.center().detach())
+    other = tiny(tmp_path, "other", f"training.init_from={first.checkpoint_path}", "learner.options={hidden_size: 4}")
+    with pytest.raises(CheckpointError, match="init_from.*meta_rnn.*meta-parameters"):
+        make_trainer(other, progress=False)
+
+
 def test_gradient_batches_of_a_pooling_learner_are_independent_episodes(tmp_path):
     """A batched LA pools its streams into one learner; a gradient batch of such a learner must
     still be population_size independent learning runs (one member each), not one run of batch B."""
@@ -182,12 +194,28 @@ def test_gradient_batches_of_a_pooling_learner_are_independent_episodes(tmp_path
     assert loss == pytest.approx(sum(singles) / 3, rel=1e-5)
 
 
-def test_vsml_meta_trains_by_gradient_on_mnist(tmp_path):
+@pytest.mark.parametrize("truncation", [0, 2])
+def test_the_vsml_gradient_config_runs_with_and_without_truncation(tmp_path, data_root, truncation):
+    """configs/vsml_mnist_gradient.yaml (layer norm, backprop through the episode) on a tiny scale:
+    it used to crash in the sub-LSTM's in-place ops; truncated BPTT must work too."""
+    config = load_config("configs/vsml_mnist_gradient.yaml", [
+        f"output_dir={tmp_path}", f"data_root={data_root}", "training.device=cpu", "training.population_size=2",
+        "training.episode_length=5", "training.iterations=2", f"training.truncation={truncation}",
+        "evaluation.every=0", "training.tasks=[{env: VSML/MNIST-Online-v0, options: {resize: 7}}]"])
+    trainer = make_trainer(config, progress=False)
+    before = trainer.center().detach().clone()
+    record = trainer.run()
+    assert math.isfinite(record["loss"]) and record["grad_norm"] > 0
+    assert not torch.equal(trainer.center().detach(), before)
+
+
+def test_vsml_meta_trains_by_gradient_on_mnist(tmp_path, data_root):
     """VSML itself learns to learn: from its initial meta-parameters (at chance) to a learner
     that learns 5-way 5x5 MNIST online, meta-tested on the test split (CPU recipe, scaled down)."""
     task = "{resize: 5, classes: [0, 1, 2, 3, 4]}"
     config = load_config("configs/vsml_mnist_cpu.yaml", [
-        f"output_dir={tmp_path}", "evaluation.every=0", "training.iterations=200", "training.population_size=8",
+        f"output_dir={tmp_path}", f"data_root={data_root}", "evaluation.every=0", "training.iterations=200",
+        "training.population_size=8",
         "training.episode_length=30", "training.lr_schedule=constant", f"training.tasks=[{{env: VSML/MNIST-Online-v0, "
         f"options: {task}}}]", "evaluation.envs=[VSML/MNIST-Online-v0]", "evaluation.episodes=16",
         "evaluation.episode_length=30", f"evaluation.options={task}"])

@@ -46,6 +46,7 @@ class TrainingConfig:
     tasks: list[TaskConfig] = field(default_factory=lambda: [TaskConfig()])
     projection_fraction: float = 0.0  # share of streams that see a new random projection each episode
     device: str = "cpu"
+    init_from: str | None = None  # a checkpoint whose meta-parameters start the run (else fresh from the seed)
     num_actors: int = 0  # Ray actors evaluating the population (0: in this process)
     num_gpus_per_actor: float = 0.0
     learning_rate: float = 1e-3  # gradient method

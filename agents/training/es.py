@@ -27,7 +27,7 @@ class ESTrainer(Trainer):
         self.problem = MetaLearningProblem(config, is_antithetic(t.searcher, t.searcher_options))
         evaluator = self.problem.evaluator
         learner = evaluator.learner_for(evaluator.task_shape(t.tasks[0]))
-        center = learner.init_params(1, seed=config.seed)[0]  # EvoTorch updates it in place
+        center = self.initial_params(learner)[0]  # EvoTorch updates it in place
         self.searcher = make_searcher(t.searcher, self.problem, t.population_size, center, t.searcher_options)
         self._identity = {"name": config.learner.name, "options": config.learner.options,
                           "num_params": learner.num_params, "meta_learned": learner.meta_learned}

@@ -26,7 +26,7 @@ class GradientTrainer(Trainer):
         learner = self.evaluator.learner_for(self.evaluator.task_shape(t.tasks[0]))
         if not learner.meta_learned or learner.num_params == 0:
             raise ValueError(f"learner {config.learner.name!r} has no meta-parameters to train")
-        self.params = torch.nn.Parameter(learner.init_params(1, seed=config.seed).to(t.device))
+        self.params = torch.nn.Parameter(self.initial_params(learner).to(t.device))
         self.pools_streams = learner.pools_streams
         self.optimizer = torch.optim.Adam([self.params], lr=t.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda i: self._lr_factor(i))

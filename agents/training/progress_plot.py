@@ -108,8 +108,8 @@ def progress_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> Fig
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "iteration 2.5"
     if train_ax.get_legend_handles_labels()[0]:
         train_ax.legend(fontsize=8)
-    for ax, title, xlabel in [(iter_ax, "Meta-test accuracy", "iteration"),
-                              (hour_ax, "Meta-test accuracy over time", "wall-clock hours of training steps")]:
+    for ax, title, xlabel in [(iter_ax, "Evaluation accuracy (evaluation.envs)", "iteration"),
+                              (hour_ax, "Evaluation accuracy over time", "wall-clock hours of training steps")]:
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("accuracy")

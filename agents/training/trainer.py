@@ -13,8 +13,9 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from agents.training.checkpoint import (check_compatible, load_checkpoint, restore_rng_state, rng_state,
-                                        save_checkpoint)
+from agents.learner import Learner
+from agents.training.checkpoint import (CheckpointError, check_compatible, load_checkpoint, restore_rng_state,
+                                        rng_state, save_checkpoint)
 from agents.training.config import ExperimentConfig
 from agents.training.evaluation import evaluate_params
 
@@ -38,6 +39,21 @@ class Trainer(ABC):
         self._plotted_at: int | None = None  # the iteration progress.png shows
         self._plot_failed = False
         torch.manual_seed(config.seed)
+
+    def initial_params(self, learner: Learner) -> torch.Tensor:
+        """The meta-parameters training starts from, (1, D): fresh ones from the seed, or those of
+        the checkpoint `training.init_from` (a curriculum stage: small inputs first, then larger;
+        gradient descent, then ES), which must be of the same learner."""
+        path = self.config.training.init_from
+        if not path:
+            return learner.init_params(1, seed=self.config.seed)
+        payload = load_checkpoint(path)
+        recorded = payload["learner"]
+        if recorded["name"] != self.config.learner.name or recorded["num_params"] != learner.num_params:
+            raise CheckpointError(f"training.init_from: {path} holds {recorded['name']!r} with "
+                                  f"{recorded['num_params']} meta-parameters, this run trains "
+                                  f"{self.config.learner.name!r} with {learner.num_params}")
+        return payload["params"].view(1, -1).clone()
 
     # -- what a trainer implements ----------------------------------------------------------------
     @abstractmethod
