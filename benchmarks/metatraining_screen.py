@@ -49,11 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     trainer = make_trainer(config, progress=False, echo=lambda _: None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = (out / f"{args.name}.jsonl").open("w")
+    log_path = out / f"{args.name}.jsonl"
+    log_path.write_text("")
 
     def write(record: dict) -> None:
-        log.write(json.dumps(record) + "\n")
-        log.flush()
+        with log_path.open("a") as log:
+            log.write(json.dumps(record) + "\n")
 
     def validate() -> dict:
         results = {}

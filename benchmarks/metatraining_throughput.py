@@ -19,8 +19,8 @@ of `training.tasks` with its options (without projection), `training.episode_len
 - gradient: one batch of `GradientTrainer.train_step`: `training.population_size` streams of one
   member (one member per stream for a learner that pools its streams), autograd through the whole
   episode (truncated every `training.truncation` steps if set; the fused kernels have no
-  backward, so the learner steps eagerly), timed as forward-with-graph seconds, backward seconds
-  and backward + update (gradient clipping, Adam) seconds. One gradient step = population_size x
+  backward, so the learner steps eagerly), timed as forward-with-graph seconds and backward +
+  update (gradient clipping, Adam) seconds. One gradient step = population_size x
   episode_length examples.
 
 Each phase runs one short warm-up episode, then `--repeats` timed episodes (the env is built

@@ -39,7 +39,7 @@ def test_metatraining_throughput_reports_both_trainers_side_by_side(tmp_path, da
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "metatraining_throughput.py"
     result = subprocess.run([sys.executable, str(script), "--config", str(config), "--set", f"data_root={data_root}",
                              "--es-population", "2", "--repeats", "1", "--threads", "1"],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     forward, gradient = report["forward_es"], report["gradient"]
@@ -56,5 +56,8 @@ def test_metatraining_throughput_reports_both_trainers_side_by_side(tmp_path, da
         3600 * forward["examples_per_s_median"] / forward["examples_per_es_step"], rel=1e-2)
     assert report["gradient_over_forward_cost_per_example"] == pytest.approx(
         forward["examples_per_s_median"] / gradient["examples_per_s_median"], rel=1e-2)
-    assert report["torch_threads"] == 1 and report["forward_kernel"] == "C++ CPU kernel"
+    from agents.vsml.cpu_ticks import cpu_kernel_available
+
+    assert report["torch_threads"] == 1
+    assert (report["forward_kernel"] == "C++ CPU kernel") == cpu_kernel_available()
     assert all(g > 0.1 for g in report["cpu_ghz_before_after"][0] + report["cpu_ghz_before_after"][1])

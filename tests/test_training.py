@@ -143,7 +143,7 @@ def test_cosine_schedule_decays_the_learning_rate_to_its_floor(tmp_path):
 def test_best_checkpoint_keeps_the_best_evaluation(tmp_path, monkeypatch):
     config = tiny(tmp_path, "best", "evaluation.every=1", "training.iterations=4")
     trainer = make_trainer(config, progress=False)
-    scores = iter([0.3, 0.5, 0.4, 0.45])
+    scores = iter([0.3, 0.5, 0.4, 0.5 + 1e-9])  # the last ties the second: the earlier one stays
     monkeypatch.setattr(trainer, "evaluate", lambda: {"VSML/SumSign-Online-v0": {
         "available": True, "loss": 1.0, "accuracy": next(scores), "episodes": 1, "episode_length": 1}})
     centers = {}
@@ -172,6 +172,12 @@ def test_a_run_starts_from_the_meta_parameters_of_init_from(tmp_path, method):
     other = tiny(tmp_path, "other", f"training.init_from={first.checkpoint_path}", "learner.options={hidden_size: 4}")
     with pytest.raises(CheckpointError, match="init_from.*meta_rnn.*meta-parameters"):
         make_trainer(other, progress=False)
+    second.run()
+    first.checkpoint_path.rename(tmp_path / "moved.pt")  # resuming needs only the run's own checkpoint
+    resumed = make_trainer(tiny(tmp_path, "stage2", f"training.method={method}", "training.iterations=6",
+                                f"training.init_from={first.checkpoint_path}"), resume=True, progress=False)
+    resumed.run()
+    assert resumed.iteration == 6
 
 
 def test_gradient_batches_of_a_pooling_learner_are_independent_episodes(tmp_path):

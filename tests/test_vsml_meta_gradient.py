@@ -73,5 +73,5 @@ def test_meta_gradient_through_the_vector_env_equals_a_central_difference(data_r
     direction, step = gradient / gradient.norm(), 3e-3
     with torch.no_grad():
         slope = (loss_of(params + step * direction) - loss_of(params - step * direction)) / (2 * step)
-    assert float(gradient.norm()) > 1e-3
+    assert float(gradient.norm()) > 0.1  # well above float32 noise in the difference (~1e-6 / step)
     assert abs(float(slope / gradient.norm()) - 1) < 0.05, (float(slope), float(gradient.norm()))

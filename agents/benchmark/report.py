@@ -71,7 +71,7 @@ def leaderboard_markdown(records: Sequence[dict[str, Any]], metric: str = "final
     help_key = "acc@k" if metric.startswith("acc@") else metric
     lines.append("")
     splits = sorted({r.get("split", "test") for r in records})
-    where = "the test split" if splits == ["test"] else f"the {' and '.join(splits)} split(s)"
+    where = f"the {splits[0]} split" if len(splits) == 1 else f"the {' and '.join(splits)} splits"
     lines.append(f"Metric `{metric}`: {METRIC_HELP[help_key]} ({'%' if metric != 'loss' else 'nats'}; mean ± 95% CI "
                  f"over seeds), on {where}. Few-shot envs: {METRIC_HELP['query']}.")
     return "\n".join(lines)

@@ -151,6 +151,15 @@ def _validate(config: ExperimentConfig) -> None:
             raise ValueError(f"training.{name} must be a positive int, got {getattr(t, name)!r}")
     if t.lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"training.lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}")
+    if t.method == "gradient" and not t.learning_rate > 0:
+        raise ValueError(f"training.learning_rate must be positive, got {t.learning_rate!r}")
+    if t.lr_schedule == "cosine":
+        if t.method != "gradient":
+            raise ValueError("training.lr_schedule applies to the gradient method; ES searchers take their "
+                             "learning rate in training.searcher_options")
+        if not 0 <= t.min_learning_rate <= t.learning_rate:
+            raise ValueError(f"training.min_learning_rate must be in [0, learning_rate = {t.learning_rate}], "
+                             f"got {t.min_learning_rate!r}")
     if not 0.0 <= t.projection_fraction <= 1.0:
         raise ValueError(f"training.projection_fraction must be in [0, 1], got {t.projection_fraction}")
     if not t.tasks or any(task.weight <= 0 for task in t.tasks):

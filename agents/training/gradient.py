@@ -14,8 +14,9 @@ from vsml_gym import rng
 
 
 class GradientTrainer(Trainer):
-    """Adam (lr 1e-3) on the mean episode loss of a batch of `population_size` episodes of one
-    member, gradient norm clipped (25), with layer norm on messages advisable for VSML."""
+    """Adam (`learning_rate`, constant or cosine-scheduled) on the mean episode loss of a batch of
+    `population_size` episodes, gradient norm clipped (`grad_clip`). The episodes are streams of
+    one member, or one member each for a learner that pools its streams (a batched LA)."""
 
     kind = "gradient"
 
@@ -90,4 +91,5 @@ class GradientTrainer(Trainer):
         with torch.no_grad():
             self.params.copy_(state["params"].to(self.params.device))
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if "scheduler" in state:  # checkpoints from before the schedules: a constant rate
+            self.scheduler.load_state_dict(state["scheduler"])

@@ -45,7 +45,7 @@ class Trainer(ABC):
         the checkpoint `training.init_from` (a curriculum stage: small inputs first, then larger;
         gradient descent, then ES), which must be of the same learner."""
         path = self.config.training.init_from
-        if not path:
+        if not path or (self._resume and self.checkpoint_path.exists()):  # resuming restores them anyway
             return learner.init_params(1, seed=self.config.seed)
         payload = load_checkpoint(path)
         recorded = payload["learner"]
@@ -83,6 +83,7 @@ class Trainer(ABC):
             self._restore()
         else:
             self.log_path.write_text("")
+            self.best_path.unlink(missing_ok=True)  # a fresh run's best.pt is its own
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         total = self.config.training.iterations
         record: dict[str, Any] = {}
@@ -127,15 +128,17 @@ class Trainer(ABC):
 
     def _keep_if_best(self, results: dict[str, dict[str, Any]]) -> None:
         """Copy the meta-parameters to best.pt when the mean accuracy over the evaluation envs
-        beats every earlier evaluation: checkpoints are chosen on these (meta-validation) envs."""
-        scores = [r["accuracy"] for r in results.values() if r["available"]]
-        if not scores:
+        beats every earlier evaluation: checkpoints are chosen on these (meta-validation) envs.
+        Scores are rounded to 6 digits, so that equal accuracies are a tie, which the earlier
+        evaluation keeps (float32 rounding of equal counts must not decide)."""
+        available = sorted(env for env, r in results.items() if r["available"])
+        if not available:
             return
-        score = sum(scores) / len(scores)
+        score = round(sum(results[env]["accuracy"] for env in available) / len(available), 6)
         if self.best_score is None or score > self.best_score:
             self.best_score = score
             save_checkpoint(self.best_path, {**self._payload(), "selection": {"mean_accuracy": score,
-                                                                              "envs": sorted(results)}})
+                                                                              "envs": available}})
 
     def evaluate(self) -> dict[str, dict[str, Any]]:
         e = self.config.evaluation
@@ -158,6 +161,9 @@ class Trainer(ABC):
         restore_rng_state(payload["rng"])
         self.iteration = payload["iteration"]
         self.best_score = payload.get("best_score")
+        if self.best_path.exists() and load_checkpoint(self.best_path)["iteration"] > self.iteration:
+            self.best_path.unlink()  # chosen on the path after the checkpoint, which is now retrained
+            self.best_score = None
         lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
         kept = [line for line in lines if json.loads(line)["iteration"] <= self.iteration]
         self.log_path.write_text("".join(line + "\n" for line in kept))  # drop work done after the checkpoint
