@@ -65,7 +65,8 @@ def rollout(learner: Learner, params: torch.Tensor, env, seed: int | Sequence[in
     `params`. `seed` seeds the data streams (None: continue them; a list: one seed per sub-env
     stream), `state_seed` the learners' random initial states (see `initial_states`). Records stay on the device; nothing syncs until the caller reads them.
     Gradients flow through the episode unless the caller disables them (`torch.no_grad()`);
-    `detach_every=k` cuts them every k steps (truncated backprop through time, bounded memory).
+    `detach_every=k` cuts them every k steps (truncated backprop through time: no gradient
+    across windows; every window's graph still lives until the caller's backward).
     `keep_logits` also records every prediction and label (for introspection plots)."""
     population = params.shape[0]
     if env.num_envs % population:
