@@ -45,6 +45,13 @@ def env_view(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.transpose(0, 1).reshape(-1, *tensor.shape[2:])
 
 
+def members_for_runs(learner: Learner, params: torch.Tensor, runs: int) -> torch.Tensor:
+    """The members that run `runs` independent learning runs of one member's `params` (1, D):
+    that member (its runs are its streams), or, for a learner that pools its streams into one
+    learner (a batched LA), `runs` copies of it, each with one stream."""
+    return params.expand(runs, -1).contiguous() if learner.pools_streams else params
+
+
 def initial_states(learner: Learner, params: torch.Tensor, batch: int, state_seed: int | Sequence[int]) -> State:
     """Episode-start states. One int seeds one generator for the whole population; a sequence
     gives every member its own seed, so that its draws do not depend on its position in the

@@ -10,10 +10,9 @@ builds it (`--config`, `--set key=value` overrides): the learner and its options
 of `training.tasks` with its options (without projection), `training.episode_length`,
 `training.streams_per_member`, `training.fitness`, `training.truncation`.
 
-- forward_es: `PopulationEvaluator.rollout_group` + `fitness_from` under `torch.no_grad()`, as
-  `PopulationEvaluator.fitness` evaluates an ES population: `--es-population` members (perturbed
-  around the learner's initial meta-parameters, antithetic pairs sharing their stream seeds when
-  the config's searcher is antithetic), `streams_per_member` streams each, through the native
+- forward_es: `PopulationEvaluator.fitness` (no grad), as EvoTorch evaluates an ES population:
+  `--es-population` members (perturbed around the learner's initial meta-parameters, antithetic
+  pairs sharing their stream seeds when the config's searcher is antithetic), `streams_per_member` streams each, through the native
   vector env (on the CPU the learner steps with the C++ kernel, when it builds). One ES step
   evaluates es_population x streams_per_member x episode_length examples.
 - gradient: one batch of `GradientTrainer.train_step`: `training.population_size` streams of one
@@ -53,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import vsml_gym  # noqa: E402
 from agents.training import ExperimentConfig, load_config  # noqa: E402
-from agents.training.population import PopulationEvaluator, fitness_from, stream_ids  # noqa: E402
+from agents.training.population import PopulationEvaluator  # noqa: E402
 from agents.training.searchers import is_antithetic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,28 +96,33 @@ def _rates(examples: int, totals: list[float]) -> dict:
             "examples_per_s_median": round(examples / statistics.median(totals), 1)}
 
 
+def _first_task_only(config: ExperimentConfig, device: torch.device) -> ExperimentConfig:
+    """The experiment on its first task, without projections, on `device`: one timed workload."""
+    config = copy.deepcopy(config)
+    config.training.device = str(device)
+    config.training.tasks = config.training.tasks[:1]
+    config.training.projection_fraction = 0.0
+    return config
+
+
 def measure_forward(config: ExperimentConfig, population: int, repeats: int, device: torch.device) -> dict:
-    """The ES evaluation of one population (the body of `PopulationEvaluator.fitness`, first task)."""
+    """`PopulationEvaluator.fitness` of one population (what EvoTorch calls), first task."""
+    config = _first_task_only(config, device)
     t = config.training
-    task = t.tasks[0]
     evaluator, warm = PopulationEvaluator(config), PopulationEvaluator(_short(config))
-    learner = evaluator.learner_for(evaluator.task_shape(task))
+    learner = evaluator.learner_for(evaluator.task_shape(t.tasks[0]))
     antithetic = is_antithetic(t.searcher, t.searcher_options)
     center = learner.init_params(1, seed=config.seed)
     noise = 0.05 * torch.randn(population // 2 if antithetic else population, center.shape[1],
                                generator=torch.Generator().manual_seed(config.seed))
     values = (torch.stack([center + noise, center - noise], dim=1).flatten(0, 1) if antithetic
               else center + noise).to(device)
-    ids = stream_ids(values, antithetic)
     timer = Timer(device)
 
     def episode(on: PopulationEvaluator) -> tuple[int, float]:
         start = timer.now()
-        with torch.no_grad():
-            _, result = on.rollout_group(values, ids, task, False, device)
-            fitness = fitness_from(result, t.fitness, t.fitness_weights)
-            float(fitness.mean())  # the host reads the fitness, as EvoTorch does
-        return result.loss.numel(), timer.now() - start
+        float(on.fitness(values, antithetic, device).mean())  # the host reads the fitness, as EvoTorch does
+        return population * t.streams_per_member * on.config.training.episode_length, timer.now() - start
 
     episode(warm)
     timer.reset_peak()
@@ -145,11 +149,8 @@ def measure_gradient(config: ExperimentConfig, repeats: int, device: torch.devic
     (the forward with the graph), then its update (backward, clipping, Adam), timed apart."""
     from agents.training.gradient import GradientTrainer
 
+    config = _first_task_only(config, device)
     t = config.training
-    config = copy.deepcopy(config)
-    config.training.device = str(device)
-    config.training.tasks = [t.tasks[0]]
-    config.training.projection_fraction = 0.0
     trainer, warm = (GradientTrainer(c, progress=False) for c in (config, _short(config)))
     timer = Timer(device)
 
@@ -170,7 +171,7 @@ def measure_gradient(config: ExperimentConfig, repeats: int, device: torch.devic
     forward, backward = (statistics.median(run[i] for run in runs) for i in range(2))
     median = statistics.median(totals)
     return {
-        "batch_streams": t.population_size, "members": t.population_size if trainer.pools_streams else 1,
+        "batch_streams": t.population_size, "members": t.population_size if trainer.learner.pools_streams else 1,
         "episode_length": t.episode_length, "truncation": t.truncation, "examples_per_episode": examples,
         "forward_with_graph_seconds": [round(r[0], 4) for r in runs],
         "backward_and_update_seconds": [round(r[1], 4) for r in runs],

@@ -61,3 +61,23 @@ def test_metatraining_throughput_reports_both_trainers_side_by_side(tmp_path, da
     assert report["torch_threads"] == 1
     assert (report["forward_kernel"] == "C++ CPU kernel") == cpu_kernel_available()
     assert all(g > 0.1 for g in report["cpu_ghz_before_after"][0] + report["cpu_ghz_before_after"][1])
+
+
+def test_metatraining_screen_writes_a_run_with_validation_at_every_size(tmp_path, data_root):
+    import json
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "metatraining_screen.py"
+    result = subprocess.run([sys.executable, str(script), "smoke", "--config", "configs/vsml_mnist_cpu.yaml",
+                             "--set", f"data_root={data_root}", "--set", "training.iterations=2",
+                             "--set", "training.episode_length=4", "--set", "training.population_size=2",
+                             "--sizes", "7", "14", "--eval-every", "2", "--eval-episodes", "2", "--eval-steps", "4",
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in (tmp_path / "smoke" / "log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [1, 2]
+    assert sorted(records[-1]["eval"]) == sorted(f"VSML/{name}-Online-v0@{size}" for name in ("MNIST", "FashionMNIST")
+                                                 for size in (7, 14))
+    assert all(r["available"] and r["episode_length"] == 4 for r in records[-1]["eval"].values())
+    assert (tmp_path / "smoke" / "best.pt").exists() and (tmp_path / "smoke" / "progress.png").exists()

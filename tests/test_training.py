@@ -8,8 +8,8 @@ import torch
 from evotorch import Problem
 
 from agents import register_learner
-from agents.registry import _REGISTERED
-from agents.training import CheckpointError, load_checkpoint, load_config, make_trainer
+from agents.registry import _REGISTERED, make_learner
+from agents.training import CheckpointError, evaluate_params, load_checkpoint, load_config, make_trainer
 from agents.training.checkpoint import save_checkpoint
 from agents.training.config import config_from_dict
 from agents.training.population import PopulationEvaluator, stream_ids
@@ -186,7 +186,7 @@ def test_gradient_batches_of_a_pooling_learner_are_independent_episodes(tmp_path
     config = tiny(tmp_path, "pooled", "training.method=gradient", "training.population_size=3",
                   "learner.name=vsml", "learner.options={batch_average: true, state_size: 4, num_micro_ticks: 1}")
     trainer = make_trainer(config, progress=False)
-    assert trainer.pools_streams
+    assert trainer.learner.pools_streams
     loss = float(trainer.batch_loss(0).detach())
     t = trainer.config.training
     learner_params = trainer.params.detach()
@@ -213,6 +213,22 @@ def test_the_vsml_gradient_config_runs_with_and_without_truncation(tmp_path, dat
     record = trainer.run()
     assert math.isfinite(record["loss"]) and record["grad_norm"] > 0
     assert not torch.equal(trainer.center().detach(), before)
+
+
+def test_evaluation_of_a_pooling_learner_runs_independent_episodes(data_root):
+    """evaluate_params gives a batched LA one member per episode: 3 episodes average 3 runs of
+    one episode each (zero initial cells, so the state draws do not differ), not one run of batch 3."""
+    options = {"batch_average": True, "state_size": 4, "num_micro_ticks": 1, "init_rand_proportion": 0.0}
+    params = make_learner("vsml", (1, 7, 7), 2, **options).init_params(1, seed=0)[0]
+
+    def evaluate(episodes, seed):
+        return evaluate_params("vsml", options, params, ["VSML/SumSign-Online-v0"], episodes, 20, seed,
+                               data_root=str(data_root), env_options={"resize": 7})["VSML/SumSign-Online-v0"]
+
+    together = evaluate(3, 5)
+    alone = [evaluate(1, 5 + i) for i in range(3)]
+    assert together["loss"] == pytest.approx(sum(r["loss"] for r in alone) / 3, rel=1e-5)
+    assert together["accuracy"] == pytest.approx(sum(r["accuracy"] for r in alone) / 3, rel=1e-5)
 
 
 def test_vsml_meta_trains_by_gradient_on_mnist(tmp_path, data_root):

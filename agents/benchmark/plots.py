@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _short(env_id: str) -> str:
+def short_env_name(env_id: str) -> str:
     return env_id.removeprefix("VSML/").removesuffix("-v0")
 
 
@@ -31,7 +31,7 @@ def learning_curves(records: Sequence[dict[str, Any]], path: Path) -> Path:
             curve = record["curve"]
             ax.plot(curve["step"], curve["mean"], label=record["learner"], lw=1.5)
             ax.fill_between(curve["step"], curve["low"], curve["high"], alpha=0.2)
-        ax.set_title(_short(env))
+        ax.set_title(short_env_name(env))
         ax.set_xlabel("examples seen")
         ax.set_ylabel("accuracy")
         ax.set_ylim(0, 1)
@@ -41,7 +41,7 @@ def learning_curves(records: Sequence[dict[str, Any]], path: Path) -> Path:
     axes.flat[0].legend(fontsize=8)
     fig.suptitle("Meta-test learning curves (mean and 95% CI over seeds)")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def online_accuracy_bars(records: Sequence[dict[str, Any]], path: Path, metric: str = "online@100") -> Path:
@@ -59,13 +59,13 @@ def online_accuracy_bars(records: Sequence[dict[str, Any]], path: Path, metric: 
         errors = [s["ci95"] if s and np.isfinite(s["ci95"]) else 0.0 for s in stats]
         ax.bar(x, means, width, yerr=errors, capsize=2, label=learner)
     ax.set_xticks(np.arange(len(envs)) + 0.4 - width / 2)
-    ax.set_xticklabels([_short(e) for e in envs], rotation=20)
+    ax.set_xticklabels([short_env_name(e) for e in envs], rotation=20)
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     ax.set_title("Cumulative online accuracy over the first 100 examples (few-shot: query accuracy)")
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def introspection(record: dict[str, Any], path: Path) -> Path:
@@ -80,14 +80,14 @@ def introspection(record: dict[str, Any], path: Path) -> Path:
     ax.scatter(np.arange(steps), probs.argmax(axis=1), s=10, marker="x", c="red", label="predicted")
     ax.set_xlabel("step (example)")
     ax.set_ylabel("class")
-    ax.set_title(f"{record['learner']} on {_short(record['env'])}: output probabilities, first {steps} steps")
+    ax.set_title(f"{record['learner']} on {short_env_name(record['env'])}: output probabilities, first {steps} steps")
     fig.colorbar(image, ax=ax, label="probability")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 import vsml_gym
 from agents.benchmark.metrics import accuracy_curve, run_metrics
 from agents.registry import make_learner
-from agents.rollout import rollout
+from agents.rollout import members_for_runs, rollout
 from vsml_gym.data import DatasetNotFoundError
 
 DEFAULT_SUITE = (
@@ -100,9 +100,7 @@ def run_pair(spec: LearnerSpec, env_id: str, seeds: int, episode_length: int, se
     env = gym.make_vec(env_id, num_envs=runs, device=device, nan_check="episode", **options)
     learner = make_learner(spec.name, env.single_observation_space["x"].shape, env.single_action_space.shape[0],
                            **spec.options)
-    params = spec.params(learner)
-    if learner.pools_streams:  # a batched learner: every run a member of its own with one stream
-        params = params.expand(runs, -1).contiguous()
+    params = members_for_runs(learner, spec.params(learner), runs)
     start = time.perf_counter()
     with torch.no_grad():
         result = rollout(learner, params.to(device), env, seed=seed, state_seed=seed, keep_logits=True)

@@ -9,7 +9,7 @@ import torch
 
 import vsml_gym  # noqa: F401  (registers the environments)
 from agents.registry import make_learner
-from agents.rollout import rollout
+from agents.rollout import members_for_runs, rollout
 from vsml_gym.data import DatasetNotFoundError
 
 
@@ -39,9 +39,7 @@ def evaluate_params(learner_name: str, learner_options: dict[str, Any], params: 
         if learner.num_params != params.numel():
             raise ValueError(f"{env_id}: learner {learner_name!r} needs {learner.num_params} meta-parameters here, "
                              f"the given ones have {params.numel()}")
-        members = params.view(1, -1)
-        if learner.pools_streams:  # a batched learner: every episode a member of its own
-            members = members.expand(episodes, -1).contiguous()
+        members = members_for_runs(learner, params.view(1, -1), episodes)
         with torch.no_grad():
             result = rollout(learner, members.to(device), env, seed=seed, state_seed=seed)
         env.close()

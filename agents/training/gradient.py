@@ -9,6 +9,7 @@ import torch
 
 from agents.training.config import ExperimentConfig
 from agents.training.population import PopulationEvaluator, fitness_from
+from agents.rollout import members_for_runs
 from agents.training.trainer import Trainer
 from vsml_gym import rng
 
@@ -28,7 +29,7 @@ class GradientTrainer(Trainer):
         if not learner.meta_learned or learner.num_params == 0:
             raise ValueError(f"learner {config.learner.name!r} has no meta-parameters to train")
         self.params = torch.nn.Parameter(self.initial_params(learner).to(t.device))
-        self.pools_streams = learner.pools_streams
+        self.learner = learner
         self.optimizer = torch.optim.Adam([self.params], lr=t.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda i: self._lr_factor(i))
         self._identity = {"name": config.learner.name, "options": config.learner.options,
@@ -58,12 +59,12 @@ class GradientTrainer(Trainer):
             groups.setdefault(key, []).append(stream)
         total = torch.zeros((), device=self.params.device)
         for (task_index, projection), streams in groups.items():
-            # a learner that pools its streams into one learner (batched LA) gets one member per
-            # episode, so that the episodes stay independent learning runs
-            members = streams if self.pools_streams else streams[:1]
-            _, result = self.evaluator.rollout_group(self.params.expand(len(members), -1), members,
-                                                     t.tasks[task_index], projection, self.params.device,
-                                                     stream_seeds=streams, detach_every=t.truncation)
+            # the episodes stay independent learning runs, also for a learner that pools streams
+            params = members_for_runs(self.learner, self.params, len(streams))
+            members = streams[: params.shape[0]]  # state seeds: one per member
+            _, result = self.evaluator.rollout_group(params, members, t.tasks[task_index], projection,
+                                                     self.params.device, stream_seeds=streams,
+                                                     detach_every=t.truncation)
             total = total + fitness_from(result, t.fitness, t.fitness_weights).mean() * len(streams)
         return total / t.population_size
 

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from agents.benchmark.plots import _save, _short  # importing it selects the Agg backend (files only)
+from agents.benchmark.plots import save_figure, short_env_name  # importing it selects the Agg backend (files only)
 
 import matplotlib.pyplot as plt  # noqa: E402  isort: skip
 from matplotlib.figure import Figure  # noqa: E402  isort: skip
@@ -97,7 +97,7 @@ def progress_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> Fig
             steps, at_hours, accuracy = zip(*points)
             style = {"color": colour, "ls": ENV_STYLES[j % len(ENV_STYLES)], "lw": 1.4, "ms": 3.5,
                      "marker": ENV_MARKERS[j % len(ENV_MARKERS)],
-                     "label": _short(env) if len(runs) == 1 else f"{label}: {_short(env)}"}
+                     "label": short_env_name(env) if len(runs) == 1 else f"{label}: {short_env_name(env)}"}
             iter_ax.plot(steps, accuracy, **style)
             hour_ax.plot(at_hours, accuracy, **style)
     train_ax.set_title("Meta-training objective (running mean; raw faint)")
@@ -134,4 +134,4 @@ def plot_progress(log_paths: Sequence[Path], out: Path, labels: Sequence[str] | 
         raise ValueError(f"{len(labels)} label(s) for {len(logs)} log(s): give one label per run or none")
     names = list(labels) if labels is not None else [log.resolve().parent.name for log in logs]
     figure = progress_figure([(name, read_log(log)) for name, log in zip(names, logs)])
-    return _save(figure, Path(out))
+    return save_figure(figure, Path(out))

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from agents.vsml.cpu_ticks import cpu_dense_layer, cpu_tick_supported
-from agents.vsml.sub_lstm import SubLSTMParams, lstm_update, member_matmul, message_rows, per_member, read_out
+from agents.vsml.sub_lstm import (SubLSTMParams, lstm_update, member_matmul, message_rows, per_member, read_out,
+                                  records_gradient)
 from agents.vsml.triton_layer import fused_dense_layer, fused_layer_supported
 
 #: set VSML_GYM_FUSED_KERNEL=0 to run the eager tick on the GPU too (e.g. to compare)
@@ -144,17 +145,13 @@ def _layer_kernel(*tensors: torch.Tensor) -> Callable[..., tuple[torch.Tensor, .
     """The fused dense-layer step for these tensors: the Triton kernel on the GPU, the C++ one on
     the CPU, or None (eager torch). Neither kernel has a backward: None while a gradient is
     being recorded. VSML_GYM_FUSED_KERNEL=0 / VSML_GYM_CPU_KERNEL=0 switch them off (to compare)."""
-    if _records_gradient(tensors):
+    if records_gradient(*tensors):
         return None
     if FUSED_KERNEL_ENABLED and fused_layer_supported(*tensors):
         return fused_dense_layer
     if cpu_tick_supported(*tensors):
         return cpu_dense_layer
     return None
-
-
-def _records_gradient(tensors: tuple[torch.Tensor, ...]) -> bool:
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _clipped(h: torch.Tensor, c: torch.Tensor, clip: float | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -80,12 +80,17 @@ class SubLSTMParams:
             self.ln = {d: (named[f"{prefix}{d}_ln_scale"], named[f"{prefix}{d}_ln_offset"]) for d in ("fwd", "bwd")}
 
 
+def records_gradient(*tensors: torch.Tensor) -> bool:
+    """Whether autograd records an op on `tensors` (then no in-place ops, no fused kernels)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def lstm_update(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """New (h, c) from pre-activation gates (..., 4N) in the internal order (i, f, o, 2g), shifts
     included. Without autograd `gates` is consumed (activated in place); while a gradient is
     recorded every op is out of place (autograd saves the activations)."""
     n = gates.shape[-1] // 4
-    if torch.is_grad_enabled() and (gates.requires_grad or c.requires_grad):
+    if records_gradient(gates, c):
         i, f, o, g = gates.sigmoid().split(n, dim=-1)
         c = torch.addcmul(f * c, i, g * 2.0 - 1.0)
         return (torch.sigmoid(c * 2.0) * 2.0 - 1.0) * o, c
