@@ -1,5 +1,5 @@
-"""The learners' commands of `vsml-gym` (train, evaluate, plot-runs, benchmark, leaderboard): an entry-point
-provider."""
+"""The learners' commands of `vsml-gym` (train, evaluate, plot-runs, zoo, benchmark, leaderboard): an
+entry-point provider."""
 
 from __future__ import annotations
 
@@ -11,7 +11,53 @@ from vsml_gym.commands.table import format_table
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_training_commands(subparsers)
+    add_zoo_command(subparsers)
     add_benchmark_commands(subparsers)
+
+
+def add_zoo_command(subparsers: argparse._SubParsersAction) -> None:
+    zoo = subparsers.add_parser(
+        "zoo", help="list the shipped meta-trained learners (<learner>@<tag>) and their model cards",
+        description="The model zoo: meta-trained learners shipped in the package. Each name works wherever a "
+                    "learner name does (benchmark --learner, evaluate, learner.init_from, make_learner). A card "
+                    "says what the entry was meta-trained on, the configs and commands that reproduce it, the "
+                    "compute, the commit and its meta-test results.",
+        epilog="example: vsml-gym benchmark --learner vsml@mnist --learner sgd --env VSML/MNIST-Online-v0")
+    zoo.add_argument("name", nargs="?", help="show this entry's whole card (default: a table of all entries)")
+    zoo.add_argument("--json", action="store_true", help="print the cards as JSON (all, or NAME's)")
+    zoo.set_defaults(run=run_zoo)
+
+
+def _trained_on(card: dict) -> str:
+    envs = dict.fromkeys(task["env"].removeprefix("VSML/").removesuffix("-Online-v0")
+                         for stage in card["meta_training"]["stages"] for task in stage["tasks"])
+    projected = any(stage["projection_fraction"] for stage in card["meta_training"]["stages"])
+    return ", ".join(envs) + (" (+ random projections)" if projected else "")
+
+
+def run_zoo(args: argparse.Namespace) -> int:
+    from agents.zoo import load_entry, zoo_names
+
+    cards = [load_entry(name).card for name in ([args.name] if args.name else zoo_names())]
+    if args.json:
+        print(json.dumps(cards[0] if args.name else cards, indent=1))
+        return 0
+    if args.name:
+        import yaml
+
+        print(yaml.safe_dump(cards[0], sort_keys=False, width=110))
+        return 0
+    shown = ("VSML/MNIST-Online-v0", "VSML/FashionMNIST-Online-v0", "VSML/KMNIST-Online-v0")
+    rows = []
+    for card in cards:
+        results = card["meta_test"].get("results", {})
+        cells = [f"{results[e]['online@100'][0]:.1f}" if "online@100" in results.get(e, {}) else "-" for e in shown]
+        training = card["meta_training"]
+        rows.append((card["name"], card["num_params"], _trained_on(card), training["steps"],
+                     f"{training['training_hours']:.2f}", *cells))
+    print(format_table(("entry", "params", "meta-trained on", "steps", "hours", "MNIST", "Fashion", "KMNIST"), rows))
+    print("\nMNIST/Fashion/KMNIST: online@100 (%, test split) from each card; vsml-gym zoo NAME shows a whole card")
+    return 0
 
 
 def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -29,11 +75,13 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(run=run_train)
 
     evaluate = subparsers.add_parser(
-        "evaluate", help="run a meta-trained learner from a checkpoint on env ids",
-        description="Meta-test the meta-parameters of a checkpoint on any env ids (test split).")
-    evaluate.add_argument("checkpoint", help="a checkpoint.pt written by `vsml-gym train`")
+        "evaluate", help="run a meta-trained learner (a checkpoint or a zoo entry) on env ids",
+        description="Meta-test the meta-parameters of a checkpoint or of a zoo entry on any env ids (test split).")
+    evaluate.add_argument("checkpoint", metavar="CHECKPOINT_OR_ZOO_NAME",
+                          help="a checkpoint.pt written by `vsml-gym train`, or a zoo entry such as vsml@mnist")
     evaluate.add_argument("--env", dest="envs", action="append", help="env id (repeatable; default: the run's "
-                                                                         "evaluation envs)")
+                                                                         "evaluation envs; MNIST, Fashion-MNIST and "
+                                                                         "KMNIST for a zoo entry)")
     evaluate.add_argument("--episodes", type=int, default=8, help="independent episodes per env (default 8)")
     evaluate.add_argument("--episode-length", type=int, default=2000, help="steps per episode (default 2000)")
     evaluate.add_argument("--seed", type=int, default=22)
@@ -65,8 +113,8 @@ def add_benchmark_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Run every learner on every env (test split) for several seeds, each (learner, env) as one "
                     "batched rollout; write results.jsonl (raw, reproducible), leaderboard.md/.csv and plots.")
     bench.add_argument("--learner", dest="learners", action="append", metavar="SPEC",
-                       help="learner name with options ('adam:num_layers=2'), a plug-in name, or a checkpoint "
-                            "path (repeatable; default: SGD/Adam with 1 and 2 layers and the untrained meta-learners)")
+                       help="learner name with options ('adam:num_layers=2'), a zoo entry ('vsml@mnist'), a "
+                            "plug-in name, or a checkpoint path (repeatable; default: SGD/Adam with 1 and 2 layers and the untrained meta-learners)")
     bench.add_argument("--env", dest="envs", action="append", metavar="ID", help="env id (repeatable; default: "
                                                                                      "the meta-test suite)")
     bench.add_argument("--seeds", type=int, default=32, help="independent runs per (learner, env) (default 32)")
@@ -76,13 +124,17 @@ def add_benchmark_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--split", choices=("test", "train"), default="test",
                        help="data split (default test, the protocol; train for meta-validation, e.g. choosing "
                             "checkpoints, with --seed away from the training streams)")
-    bench.add_argument("--metric", default="final", choices=METRICS, help="headline metric of the table")
-    bench.add_argument("--introspect", metavar="LEARNER", help="learner label for the introspection plot")
+    bench.add_argument("--metric", choices=METRICS, help="headline metric of the table (default: final; online@100 "
+                                                          "with --quick)")
+    bench.add_argument("--introspect", metavar="LEARNER", action="append", default=[],
+                       help="learner label whose predictions the introspection plot shows (repeatable: one panel "
+                            "each, same examples; default: the first learner)")
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--data-root", help="dataset folder (default: $VSML_GYM_DATA, else the user cache)")
     bench.add_argument("--out", default="runs/leaderboard", help="output folder (default runs/leaderboard)")
-    bench.add_argument("--quick", action="store_true", help="a small default: 4 learners, 4 envs, 4 seeds, "
-                                                             "500 steps, 20 few-shot episodes (about a minute)")
+    bench.add_argument("--quick", action="store_true", help="a small default: the shipped vsml@mnist beside SGD, "
+                                                             "Adam and untrained VSML on 4 envs, 4 seeds, 500 "
+                                                             "steps, 20 few-shot episodes (about a minute)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(run=run_benchmark_command)
 
@@ -91,11 +143,13 @@ def add_benchmark_commands(subparsers: argparse._SubParsersAction) -> None:
                                               "leaderboard; a later (learner, env) result replaces an earlier one.")
     board.add_argument("results", nargs="+", help="results.jsonl files")
     board.add_argument("--metric", default="final", choices=METRICS)
+    board.add_argument("--introspect", metavar="LEARNER", action="append", default=[],
+                       help="learner label for the introspection plot (repeatable)")
     board.add_argument("--out", help="also write leaderboard.md/.csv, plots and the merged results.jsonl here")
     board.set_defaults(run=run_leaderboard_command)
 
 
-QUICK = {"learners": ["sgd", "adam", "vsml", "hebbian"], "seeds": 4, "episode_length": 500, "few_shot_episodes": 20,
+QUICK = {"learners": ["vsml@mnist", "sgd", "adam", "vsml"], "seeds": 4, "episode_length": 500, "few_shot_episodes": 20,
          "envs": ["VSML/MNIST-Online-v0", "VSML/FashionMNIST-Online-v0", "VSML/SumSign-Online-v0",
                   "VSML/Omniglot-5Way1Shot-v0"]}
 
@@ -111,6 +165,7 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         args.envs = args.envs or QUICK["envs"]
         args.seeds, args.episode_length = QUICK["seeds"], QUICK["episode_length"]
         args.few_shot_episodes = QUICK["few_shot_episodes"]
+    args.metric = args.metric or ("online@100" if args.quick else "final")
     specs = [LearnerSpec.parse(text) for text in (args.learners or DEFAULT_LEARNERS)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +193,7 @@ def run_leaderboard_command(args: argparse.Namespace) -> int:
     records = read_records(args.results)
     print(leaderboard_markdown(records, args.metric))
     if args.out:
-        write_outputs(records, args.out, args.metric)
+        write_outputs(records, args.out, args.metric, args.introspect)
         (Path(args.out) / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return 0
 
@@ -164,18 +219,26 @@ def run_plot_runs(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from agents.training import evaluate_params, load_checkpoint
+    from agents.zoo import is_zoo_name, load_entry
 
-    payload = load_checkpoint(args.checkpoint)
-    learner, config = payload["learner"], payload["config"]
-    envs = args.envs or config["evaluation"]["envs"]
-    results = evaluate_params(learner["name"], learner["options"], payload["params"], envs, args.episodes,
-                              args.episode_length, args.seed, args.device, args.data_root,
-                              config["evaluation"].get("options"))
+    if is_zoo_name(args.checkpoint):
+        entry = load_entry(args.checkpoint)
+        name, options, params, env_options, iteration = entry.name, {}, entry.params, None, None
+        envs = args.envs or ["VSML/MNIST-Online-v0", "VSML/FashionMNIST-Online-v0", "VSML/KMNIST-Online-v0"]
+        title = f"{entry.name} (zoo: {entry.card['summary']})"
+    else:
+        payload = load_checkpoint(args.checkpoint)
+        learner, config = payload["learner"], payload["config"]
+        name, options, params, iteration = learner["name"], learner["options"], payload["params"], payload["iteration"]
+        envs, env_options = args.envs or config["evaluation"]["envs"], config["evaluation"].get("options")
+        title = f"{name} @ iteration {payload['iteration']} ({args.checkpoint})"
+    results = evaluate_params(name, options, params, envs, args.episodes, args.episode_length, args.seed,
+                              args.device, args.data_root, env_options)
     if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "iteration": payload["iteration"], "results": results}))
+        print(json.dumps({"learner": args.checkpoint, "iteration": iteration, "results": results}))
         return 0
     rows = [(env_id, f"{r['loss']:.4f}", f"{r['accuracy']:.4f}", r["episodes"]) if r["available"]
             else (env_id, "-", "-", "unavailable: " + r["reason"].splitlines()[0]) for env_id, r in results.items()]
-    print(f"{learner['name']} @ iteration {payload['iteration']} ({args.checkpoint})\n")
+    print(title + "\n")
     print(format_table(("env", "loss", "accuracy", "episodes"), rows))
     return 0

@@ -35,6 +35,9 @@ class Learner(ABC):
     #: True when the B streams of a member form ONE learner (a batched learning algorithm):
     #: independent runs then need one member each, not one stream each
     pools_streams: bool = False
+    #: meta-parameters that `init_params` hands out instead of fresh ones (a zoo entry's), and their source
+    meta_params: torch.Tensor | None = None
+    meta_params_source: str = ""
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
         self.input_shape = tuple(int(s) for s in input_shape)
@@ -48,13 +51,24 @@ class Learner(ABC):
 
     def init_params(self, population: int = 1, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
         """Fresh meta-parameters for `population` members, (P, D); member p is the same for
-        any population size (drawn from seed + p)."""
+        any population size (drawn from seed + p). A learner given meta-trained ones
+        (`use_meta_params`) returns those for every member instead."""
+        if self.meta_params is not None:
+            return self.meta_params.to(device).expand(population, -1).clone()
         members = []
         for member in range(population):
             generator = torch.Generator().manual_seed(seed + member)
             named = self.init_named_params(generator)
             members.append(self.param_spec.flatten({k: v.unsqueeze(0) for k, v in named.items()}, population=1))
         return torch.cat(members).to(device)
+
+    def use_meta_params(self, params: torch.Tensor, source: str) -> None:
+        """Make `init_params` return `params` (D,), meta-trained elsewhere (`source`: e.g. a zoo
+        entry's name), so that every caller that starts from `init_params` runs them."""
+        if tuple(params.shape) != (self.num_params,):
+            raise ValueError(f"{source}: expected {self.num_params} meta-parameters, got shape {tuple(params.shape)}")
+        self.meta_params = params.detach().clone()
+        self.meta_params_source = source
 
     @abstractmethod
     def init_named_params(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -77,5 +91,8 @@ class Learner(ABC):
 
     def describe(self) -> dict[str, Any]:
         """Name, sizes and configuration, for logs and result files."""
-        return {"learner": self.name, "num_params": self.num_params, "input_shape": list(self.input_shape),
-                "num_classes": self.num_classes, **self.config}
+        described = {"learner": self.name, "num_params": self.num_params, "input_shape": list(self.input_shape),
+                     "num_classes": self.num_classes, **self.config}
+        if self.meta_params_source:
+            described["meta_params"] = self.meta_params_source
+        return described

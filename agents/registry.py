@@ -3,6 +3,7 @@
 Plug-ins register with `register_learner(name, factory)` or declare a Python entry point in the
 group ``vsml_gym.learners`` (``name = "package.module:FactoryOrClass"``); either way the learner is
 then available everywhere a learner name is accepted (rollouts, benchmarks, meta-training).
+Meta-trained learners of the model zoo are reached by `<learner>@<tag>` (`agents.zoo`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def _plugins() -> dict[str, Any]:
 
 
 def learner_names() -> list[str]:
-    return sorted({*_BUILTIN, *_REGISTERED, *_plugins()})
+    from agents.zoo import zoo_names
+
+    return sorted({*_BUILTIN, *_REGISTERED, *_plugins(), *zoo_names()})
 
 
 def _load(path: str) -> LearnerFactory:
@@ -56,6 +59,10 @@ def get_learner_factory(name: str) -> LearnerFactory:
     plugins = _plugins()
     if name in plugins:
         return plugins[name].load()
+    from agents.zoo import is_zoo_name, load_entry
+
+    if is_zoo_name(name):
+        return load_entry(name).build
     close = difflib.get_close_matches(name, learner_names(), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ValueError(f"unknown learner {name!r}{hint}; available: {learner_names()}")

@@ -100,7 +100,7 @@ def test_plug_in_learner_appears_and_missing_data_is_marked(tmp_path, data_root)
 
 def test_plots_and_tables_are_written(tmp_path, data_root):
     records = tiny_run(data_root, envs=("VSML/SumSign-Online-v0", "VSML/Omniglot-5Way1Shot-v0"))
-    paths = write_outputs(records, tmp_path, metric="final", introspect="sgd")
+    paths = write_outputs(records, tmp_path, metric="final", introspect=["sgd"])
     import matplotlib.image as mpimg
 
     for key in ("curves", "online", "introspection"):
@@ -123,6 +123,37 @@ def test_leaderboard_command_merges_result_files(tmp_path, data_root, capsys):
     assert len(read_records([tmp_path / "merged" / "results.jsonl"])) == 2
     with pytest.warns(UserWarning, match="second result"):
         read_records([tmp_path / "a" / "results.jsonl", tmp_path / "a" / "results.jsonl"])
+
+
+def test_generalisation_and_side_by_side_introspection_plots(tmp_path, data_root):
+    records = tiny_run(data_root, envs=("VSML/MNIST-Online-v0", "VSML/FashionMNIST-Online-v0"))
+    import matplotlib.image as mpimg
+
+    one = write_outputs(records, tmp_path / "one", introspect=["sgd"])
+    two = write_outputs(records, tmp_path / "two", introspect=["sgd", "adam:num_layers=2"])
+    image = mpimg.imread(two["generalisation"])
+    assert image.std() > 0.01
+    assert mpimg.imread(two["introspection"]).shape[0] > 1.5 * mpimg.imread(one["introspection"]).shape[0]
+    assert "generalisation" not in write_outputs(records[:1], tmp_path / "mnist_only")
+
+
+def test_env_specs_carry_env_options_into_the_benchmark(data_root):
+    from agents.benchmark.specs import parse_env
+
+    assert parse_env("VSML/MNIST-Online-v0:resize=14,classes=[0, 1, 2]") == (
+        "VSML/MNIST-Online-v0", {"resize": 14, "classes": [0, 1, 2]})
+    assert parse_env("my_package.envs:MyTask-v0") == ("my_package.envs:MyTask-v0", {})  # Gymnasium's module:Id
+    with pytest.raises(ValueError, match="key=value"):
+        parse_env("VSML/MNIST-Online-v0:resize=14,shuffle")
+    from agents.registry import make_learner
+
+    small, full = tiny_run(data_root, learners=("meta_rnn:hidden_size=4",),
+                           envs=("VSML/SumSign-Online-v0:resize=7", "VSML/SumSign-Online-v0"))
+    assert small["env"] == "VSML/SumSign-Online-v0:resize=7"
+    assert small["num_params"] == make_learner("meta_rnn", (1, 7, 7), 2, hidden_size=4).num_params
+    assert full["num_params"] == make_learner("meta_rnn", (1, 28, 28), 2, hidden_size=4).num_params
+    assert "| SumSign-Online:resize=7 | SumSign-Online |" in leaderboard_markdown([small, full]).replace(
+        "| learner ", "")
 
 
 def test_learner_specs_parse_options_and_checkpoints(tmp_path):

@@ -167,15 +167,15 @@ def test_a_run_starts_from_the_meta_parameters_of_init_from(tmp_path, method):
     first = make_trainer(tiny(tmp_path, "stage1", "training.iterations=2"), progress=False)
     first.run()
     second = make_trainer(tiny(tmp_path, "stage2", f"training.method={method}",
-                               f"training.init_from={first.checkpoint_path}"), progress=False)
+                               f"learner.init_from={first.checkpoint_path}"), progress=False)
     assert torch.equal(second.center().detach(), first.center().detach())
-    other = tiny(tmp_path, "other", f"training.init_from={first.checkpoint_path}", "learner.options={hidden_size: 4}")
-    with pytest.raises(CheckpointError, match="init_from.*meta_rnn.*meta-parameters"):
+    other = tiny(tmp_path, "other", f"learner.init_from={first.checkpoint_path}", "learner.options={hidden_size: 4}")
+    with pytest.raises(CheckpointError, match=r"init_from.*another learner.*'hidden_size': 8\} there, \{'hidden_size': 4\} here; num_params"):
         make_trainer(other, progress=False)
     second.run()
     first.checkpoint_path.rename(tmp_path / "moved.pt")  # resuming needs only the run's own checkpoint
     resumed = make_trainer(tiny(tmp_path, "stage2", f"training.method={method}", "training.iterations=6",
-                                f"training.init_from={first.checkpoint_path}"), resume=True, progress=False)
+                                f"learner.init_from={first.checkpoint_path}"), resume=True, progress=False)
     resumed.run()
     assert resumed.iteration == 6
 

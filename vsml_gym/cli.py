@@ -9,6 +9,7 @@ sub-parsers and sets `run=callable(args) -> int` on each.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.metadata import entry_points
 from typing import Callable, Sequence
@@ -40,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
+    except BrokenPipeError:  # `vsml-gym zoo --json | head`: the reader has gone, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (FileNotFoundError, ValueError, TypeError) as error:
         print(f"vsml-gym {args.command}: error: {error}", file=sys.stderr)
         return 2

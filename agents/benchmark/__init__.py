@@ -11,9 +11,14 @@ from agents.benchmark.report import leaderboard_csv, leaderboard_markdown, read_
 from agents.benchmark.runner import DEFAULT_LEARNERS, DEFAULT_SUITE, LearnerSpec, run_benchmark
 
 
+GENERALISATION = ("VSML/MNIST-Online-v0", "VSML/FashionMNIST-Online-v0")  # meta-trained on, unseen
+
+
 def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | Path, metric: str = "final",
-                  introspect: str | None = None) -> dict[str, Path]:
-    """leaderboard.md/.csv and the plots (learning curves, online accuracy, introspection) in out_dir."""
+                  introspect: Sequence[str] = ()) -> dict[str, Path]:
+    """leaderboard.md/.csv and the plots in out_dir: learning curves, online accuracy over the
+    first 100 examples, the introspection of the `introspect` learners (default: the first) on one
+    env, and MNIST vs Fashion-MNIST when both were run (of the meta-trained learners, if any)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out / "leaderboard.md", "csv": out / "leaderboard.csv"}
@@ -24,9 +29,25 @@ def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | Path, metric
         paths["curves"] = plots.learning_curves(records, out / "plots" / "learning_curves.png")
     if available:
         paths["online"] = plots.online_accuracy_bars(records, out / "plots" / "online_accuracy.png")
-        chosen = [r for r in available if introspect in (None, r["learner"]) and not r["few_shot"]] or available
-        paths["introspection"] = plots.introspection(chosen[0], out / "plots" / "introspection.png")
+        paths["introspection"] = plots.introspection(_introspected(available, introspect),
+                                                     out / "plots" / "introspection.png")
+    envs = {r["env"] for r in available}
+    if set(GENERALISATION) <= envs:
+        meta_trained = [r for r in records if "@" in r["spec"]["name"] or r["spec"].get("checkpoint")]
+        paths["generalisation"] = plots.generalisation(meta_trained or records,
+                                                       out / "plots" / "generalisation.png", *GENERALISATION)
     return paths
+
+
+def _introspected(available: Sequence[dict[str, Any]], learners: Sequence[str]) -> list[dict[str, Any]]:
+    """The records of `learners` on the first (online) env that all of them ran."""
+    online = [r for r in available if not r["few_shot"]] or list(available)
+    learners = [l for l in learners if any(r["learner"] == l for r in online)] or [online[0]["learner"]]
+    for env in dict.fromkeys(r["env"] for r in online):
+        chosen = {r["learner"]: r for r in online if r["env"] == env and r["learner"] in learners}
+        if len(chosen) == len(learners):
+            return [chosen[l] for l in learners]
+    return [next(r for r in online if r["learner"] == learners[0])]
 
 
 __all__ = ["DEFAULT_LEARNERS", "DEFAULT_SUITE", "LearnerSpec", "leaderboard_csv", "leaderboard_markdown",

@@ -12,9 +12,13 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from agents.benchmark.specs import split_env  # noqa: E402
+
 
 def short_env_name(env_id: str) -> str:
-    return env_id.removeprefix("VSML/").removesuffix("-v0")
+    """'VSML/MNIST-Online-v0:resize=14' -> 'MNIST-Online:resize=14'."""
+    head, options = split_env(env_id)
+    return head.removeprefix("VSML/").removesuffix("-v0") + (":" + options if options else "")
 
 
 def learning_curves(records: Sequence[dict[str, Any]], path: Path) -> Path:
@@ -68,21 +72,55 @@ def online_accuracy_bars(records: Sequence[dict[str, Any]], path: Path, metric: 
     return save_figure(fig, path)
 
 
-def introspection(record: dict[str, Any], path: Path) -> Path:
-    """A learner's output probabilities over its first steps, true (o) and predicted (x) class marked."""
-    probs = np.asarray(record["introspection"]["probs"])  # (T, C)
-    labels = np.asarray(record["introspection"]["labels"])
-    steps, classes = probs.shape
-    fig, ax = plt.subplots(figsize=(10, 0.25 * classes + 1.8))
-    image = ax.imshow(probs.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1,
-                      extent=(-0.5, steps - 0.5, -0.5, classes - 0.5))
-    ax.scatter(np.arange(steps), labels, s=14, facecolors="none", edgecolors="white", label="true class")
-    ax.scatter(np.arange(steps), probs.argmax(axis=1), s=10, marker="x", c="red", label="predicted")
-    ax.set_xlabel("step (example)")
-    ax.set_ylabel("class")
-    ax.set_title(f"{record['learner']} on {short_env_name(record['env'])}: output probabilities, first {steps} steps")
-    fig.colorbar(image, ax=ax, label="probability")
-    ax.legend(loc="upper right", fontsize=8)
+def introspection(records: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Learners' output probabilities over their first steps of one stream (the same examples
+    for all: seed 0), one panel each, true (o) and predicted (x) class marked."""
+    fig, axes = plt.subplots(len(records), 1, squeeze=False,
+                             figsize=(10, sum(0.25 * len(r["introspection"]["probs"][0]) + 1.8 for r in records)))
+    for ax, record in zip(axes[:, 0], records):
+        probs = np.asarray(record["introspection"]["probs"])  # (T, C)
+        labels = np.asarray(record["introspection"]["labels"])
+        steps, classes = probs.shape
+        image = ax.imshow(probs.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1,
+                          extent=(-0.5, steps - 0.5, -0.5, classes - 0.5))
+        ax.scatter(np.arange(steps), labels, s=14, facecolors="none", edgecolors="white", label="true class")
+        ax.scatter(np.arange(steps), probs.argmax(axis=1), s=10, marker="x", c="red", label="predicted")
+        ax.set_xlabel("step (example)")
+        ax.set_ylabel("class")
+        ax.set_title(f"{record['learner']} on {short_env_name(record['env'])}: output probabilities, "
+                     f"first {steps} steps")
+        fig.colorbar(image, ax=ax, label="probability")
+        ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def generalisation(records: Sequence[dict[str, Any]], path: Path, seen: str, unseen: str,
+                   metric: str = "online@100") -> Path:
+    """Per learner: `metric` on the dataset it was meta-trained on (`seen`) beside an unseen one.
+    A learner that stored its training data in its meta-parameters drops; one that learned to
+    learn keeps most of its accuracy (the paper's Fig. 6)."""
+    table = {(r["learner"], r["env"]): r["metrics"][metric] for r in records if r["available"]}
+    learners = [l for l in dict.fromkeys(r["learner"] for r in records) if (l, seen) in table and (l, unseen) in table]
+    if not learners:
+        raise ValueError(f"no learner has results on both {seen} and {unseen}")
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(learners) + 2), 4))
+    x = np.arange(len(learners))
+    for offset, env in ((-0.2, seen), (0.2, unseen)):
+        stats = [table[(l, env)] for l in learners]
+        ax.bar(x + offset, [s["mean"] for s in stats], 0.4, yerr=[s["ci95"] for s in stats], capsize=2,
+               label=short_env_name(env))
+    for i, learner in enumerate(learners):
+        drop = table[(learner, seen)]["mean"] - table[(learner, unseen)]["mean"]
+        ax.annotate(f"{-100 * drop:+.0f}", (i, max(table[(learner, seen)]["mean"], table[(learner, unseen)]["mean"])),
+                    xytext=(0, 6), textcoords="offset points", ha="center", fontsize=8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(learners, rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_ylim(0, 1.1)
+    ax.set_title(f"{metric} on {short_env_name(seen)} and on the unseen {short_env_name(unseen)}\n"
+                 "(numbers: the change, in points)", fontsize=10)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
 

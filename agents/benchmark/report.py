@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from agents.benchmark.metrics import METRIC_HELP, METRICS
+from agents.benchmark.plots import short_env_name
 
 LOWER_IS_BETTER = {"loss"}
 
@@ -40,7 +41,7 @@ def _cell(record: dict[str, Any] | None, metric: str) -> tuple[str, float | None
     if record is None:
         return "not run", None
     if not record["available"]:
-        return "n/a (data missing)", None
+        return f"n/a ({record.get('unavailable', 'data missing')})", None
     stats = record["metrics"].get(metric)
     if stats is None:
         return f"n/a (episode < {metric.split('@')[-1]} steps)", None
@@ -60,7 +61,7 @@ def leaderboard_markdown(records: Sequence[dict[str, Any]], metric: str = "final
         values = [v for (l, e), (_, v) in cells.items() if e == env and v is not None]
         if values:
             best[env] = min(values) if metric in LOWER_IS_BETTER else max(values)
-    header = "| learner | " + " | ".join(e.removeprefix("VSML/").removesuffix("-v0") for e in envs) + " |"
+    header = "| learner | " + " | ".join(short_env_name(e) for e in envs) + " |"
     lines = [header, "|" + " --- |" * (len(envs) + 1)]
     for learner in learners:
         row = []

@@ -11,13 +11,14 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 import vsml_gym
 from agents.benchmark.metrics import accuracy_curve, run_metrics
+from agents.benchmark.specs import parse_env, parse_key_values
 from agents.registry import make_learner
 from agents.rollout import members_for_runs, rollout
+from agents.zoo import ZooShapeError
 from vsml_gym.data import DatasetNotFoundError
 
 DEFAULT_SUITE = (
@@ -32,7 +33,8 @@ INTROSPECTION_STEPS = 100
 @dataclass(frozen=True)
 class LearnerSpec:
     """A learner to benchmark: a registry name with options (meta-parameters from `init_seed`,
-    i.e. untrained, for meta-learned learners) or a meta-training checkpoint."""
+    i.e. untrained, for meta-learned learners), a zoo entry ('vsml@mnist': its shipped
+    meta-parameters) or a meta-training checkpoint."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -51,12 +53,7 @@ class LearnerSpec:
             label = f"{learner['name']} ({payload['config']['name']} @ {payload['iteration']})"
             return cls(learner["name"], dict(learner["options"]), checkpoint=text, label=label)
         name, _, raw = text.partition(":")
-        options = {}
-        for item in filter(None, raw.split(",")):
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"learner option {item!r} in {text!r} must look like key=value")
-            options[key.strip()] = yaml.safe_load(value)
+        options = parse_key_values(raw, text)
         return cls(name.strip(), options, label=text)
 
     def params(self, learner) -> torch.Tensor:
@@ -85,21 +82,27 @@ def versions() -> dict[str, str]:
 def run_pair(spec: LearnerSpec, env_id: str, seeds: int, episode_length: int, seed: int, device: str,
              data_root: str | None, few_shot_episodes: int, split: str = "test") -> dict[str, Any]:
     """One leaderboard cell: `seeds` independent runs of `spec` on `env_id` (the test split; the
-    train split for meta-validation, e.g. to choose checkpoints without looking at the test set)."""
+    train split for meta-validation, e.g. to choose checkpoints without looking at the test set).
+    `env_id` may carry env options: 'VSML/MNIST-Online-v0:resize=14' (the invariance probes)."""
     record: dict[str, Any] = {"learner": spec.label or spec.name, "spec": asdict(spec), "env": env_id,
                               "split": split, "seed": seed, "device": device, "versions": versions()}
-    options: dict[str, Any] = {"split": split, "data_root": data_root}
+    env_id, env_options = parse_env(env_id)
+    options: dict[str, Any] = {**env_options, "split": split, "data_root": data_root}
     try:
         probe = gym.make(env_id, **options)
     except DatasetNotFoundError as missing:
-        return {**record, "available": False, "reason": str(missing)}
+        return {**record, "available": False, "unavailable": "data missing", "reason": str(missing)}
     few_shot = probe.unwrapped.task.fixed_episode_length is not None
     runs = few_shot_episodes if few_shot else seeds
     if not few_shot:
         options["episode_length"] = episode_length
     env = gym.make_vec(env_id, num_envs=runs, device=device, nan_check="episode", **options)
-    learner = make_learner(spec.name, env.single_observation_space["x"].shape, env.single_action_space.shape[0],
-                           **spec.options)
+    try:
+        learner = make_learner(spec.name, env.single_observation_space["x"].shape, env.single_action_space.shape[0],
+                               **spec.options)
+    except ZooShapeError as mismatch:  # a zoo entry whose meta-parameters fix the input or output size
+        env.close()
+        return {**record, "available": False, "unavailable": "other input/output size", "reason": str(mismatch)}
     params = members_for_runs(learner, spec.params(learner), runs)
     start = time.perf_counter()
     with torch.no_grad():

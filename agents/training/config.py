@@ -21,6 +21,8 @@ import yaml
 class LearnerConfig:
     name: str = "vsml"
     options: dict[str, Any] = field(default_factory=dict)
+    #: meta-parameters that start the run: a zoo entry ('vsml@mnist') or a checkpoint path (else fresh from the seed)
+    init_from: str | None = None
 
 
 @dataclass
@@ -46,7 +48,6 @@ class TrainingConfig:
     tasks: list[TaskConfig] = field(default_factory=lambda: [TaskConfig()])
     projection_fraction: float = 0.0  # share of streams that see a new random projection each episode
     device: str = "cpu"
-    init_from: str | None = None  # a checkpoint whose meta-parameters start the run (else fresh from the seed)
     num_actors: int = 0  # Ray actors evaluating the population (0: in this process)
     num_gpus_per_actor: float = 0.0
     learning_rate: float = 1e-3  # gradient method

@@ -14,6 +14,7 @@ import yaml
 from tqdm import tqdm
 
 from agents.learner import Learner
+from agents.zoo import is_zoo_name, load_entry
 from agents.training.checkpoint import (CheckpointError, check_compatible, load_checkpoint, restore_rng_state,
                                         rng_state, save_checkpoint)
 from agents.training.config import ExperimentConfig
@@ -42,18 +43,24 @@ class Trainer(ABC):
 
     def initial_params(self, learner: Learner) -> torch.Tensor:
         """The meta-parameters training starts from, (1, D): fresh ones from the seed, or those of
-        the checkpoint `training.init_from` (a curriculum stage: small inputs first, then larger;
-        gradient descent, then ES), which must be of the same learner."""
-        path = self.config.training.init_from
-        if not path or (self._resume and self.checkpoint_path.exists()):  # resuming restores them anyway
+        `learner.init_from` (a zoo entry or a checkpoint: a curriculum stage, small inputs first,
+        then larger; gradient descent, then ES), which must be of the same learner and options."""
+        source = self.config.learner.init_from
+        if not source or (self._resume and self.checkpoint_path.exists()):  # resuming restores them anyway
             return learner.init_params(1, seed=self.config.seed)
-        payload = load_checkpoint(path)
-        recorded = payload["learner"]
-        if recorded["name"] != self.config.learner.name or recorded["num_params"] != learner.num_params:
-            raise CheckpointError(f"training.init_from: {path} holds {recorded['name']!r} with "
-                                  f"{recorded['num_params']} meta-parameters, this run trains "
-                                  f"{self.config.learner.name!r} with {learner.num_params}")
-        return payload["params"].view(1, -1).clone()
+        if is_zoo_name(source):
+            entry = load_entry(source)
+            recorded = {"name": entry.learner, "options": entry.options, "num_params": entry.params.numel()}
+            params = entry.params
+        else:
+            payload = load_checkpoint(source)
+            recorded, params = payload["learner"], payload["params"]
+        here = {"name": self.config.learner.name, "options": self.config.learner.options, "num_params": learner.num_params}
+        differences = [f"{key} {recorded[key]!r} there, {here[key]!r} here" for key in here if recorded[key] != here[key]]
+        if differences:
+            raise CheckpointError(f"learner.init_from: {source} holds another learner than this run trains "
+                                  f"({'; '.join(differences)})")
+        return params.view(1, -1).clone()
 
     # -- what a trainer implements ----------------------------------------------------------------
     @abstractmethod
