@@ -70,7 +70,11 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("config", nargs="?", help="YAML experiment config (omit to use the defaults)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set training.population_size=128 (repeatable)")
-    train.add_argument("--resume", action="store_true", help="continue from the run's checkpoint if there is one")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the run's checkpoint if there is one (refused if settings other than "
+                            "iterations, devices, output and evaluation changed)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace an existing run of the same name (without it, an existing run is never touched)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=run_train)
 
@@ -202,7 +206,7 @@ def run_train(args: argparse.Namespace) -> int:
     from agents.training import load_config, make_trainer
 
     config = load_config(args.config, args.overrides)
-    trainer = make_trainer(config, resume=args.resume, progress=not args.quiet)
+    trainer = make_trainer(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     record = trainer.run()
     print(json.dumps({"run_dir": str(config.run_dir), **record}))
     return 0

@@ -8,9 +8,8 @@ import torch
 
 from agents import register_learner
 from agents.benchmark import LearnerSpec, read_records, run_benchmark, write_outputs
-from agents.benchmark.metrics import accuracy_curve, run_metrics, summarise, t_quantile
+from agents.benchmark.metrics import accuracy_curve, run_metrics, summarise, t_quantile, unpack_correct
 from agents.benchmark.report import leaderboard_markdown
-from agents.benchmark.runner import unpack_correct
 from agents.registry import _REGISTERED
 from helpers import DataEcho
 from vsml_gym.cli import main as cli_main
@@ -103,7 +102,7 @@ def test_plots_and_tables_are_written(tmp_path, data_root):
     paths = write_outputs(records, tmp_path, metric="final", introspect=["sgd"])
     import matplotlib.image as mpimg
 
-    for key in ("curves", "online", "introspection"):
+    for key in ("curves", "first_100", "online", "introspection"):
         image = mpimg.imread(paths[key])
         assert paths[key].stat().st_size > 5000 and image.std() > 0.01, key  # a real, non-blank picture
     assert "**" in paths["markdown"].read_text()  # the best entry is bold

@@ -9,7 +9,8 @@ from evotorch import Problem
 
 from agents import register_learner
 from agents.registry import _REGISTERED, make_learner
-from agents.training import CheckpointError, evaluate_params, load_checkpoint, load_config, make_trainer
+from agents.training import (CheckpointError, RunExistsError, evaluate_params, load_checkpoint, load_config,
+                             make_trainer)
 from agents.training.checkpoint import save_checkpoint
 from agents.training.config import config_from_dict
 from agents.training.population import PopulationEvaluator, stream_ids
@@ -280,10 +281,65 @@ def test_corrupt_and_incompatible_checkpoints_are_rejected_clearly(tmp_path, cap
         load_checkpoint(trainer.checkpoint_path, kind="gradient")
     other_learner = make_trainer(tiny(tmp_path, "run", "training.iterations=3", "learner.options={hidden_size: 4}"),
                                  resume=True, progress=False)
-    with pytest.raises(CheckpointError, match="learner options"):
+    with pytest.raises(CheckpointError, match=r"other settings \(learner.options: \{'hidden_size': 8\} in the run, "
+                                              r"\{'hidden_size': 4\} now\)"):
         other_learner.run()
     assert cli_main(["evaluate", str(garbage)]) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_an_existing_run_is_never_overwritten_unasked(tmp_path, capsys):
+    first = make_trainer(tiny(tmp_path, "run", "training.iterations=2"), progress=False)
+    first.run()
+    files = {path.name: path.read_bytes() for path in first.run_dir.iterdir()}
+    with pytest.raises(RunExistsError, match=r"already holds a run \(checkpoint.pt, log.jsonl\): --resume .* --overwrite"):
+        make_trainer(tiny(tmp_path, "run", "training.iterations=2", "seed=5"), progress=False)
+    args = ["train", "--quiet", "--set", f"output_dir={tmp_path}", "--set", "name=run", "--set", "learner.name=meta_rnn",
+            "--set", "learner.options={hidden_size: 8}", "--set", "training.iterations=2"]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "already holds a run" in err and "Traceback" not in err
+    assert {path.name: path.read_bytes() for path in first.run_dir.iterdir()} == files  # byte-identical
+    with pytest.raises(ValueError, match="choose one"):
+        make_trainer(tiny(tmp_path, "run"), resume=True, overwrite=True, progress=False)
+    replaced = make_trainer(tiny(tmp_path, "run", "training.iterations=2", "seed=5"), overwrite=True, progress=False)
+    replaced.run()
+    assert not torch.equal(replaced.center(), first.center())
+    assert load_checkpoint(replaced.checkpoint_path)["config"]["seed"] == 5
+
+
+def test_resume_refuses_changed_settings_and_names_them(tmp_path):
+    make_trainer(tiny(tmp_path, "run", "training.iterations=2"), progress=False).run()
+    changed = make_trainer(tiny(tmp_path, "run", "training.iterations=3", "training.population_size=4", "seed=1"),
+                           resume=True, progress=False)
+    with pytest.raises(CheckpointError, match=r"other settings \(seed: 0 in the run, 1 now; training.population_size: "
+                                              r"8 in the run, 4 now\)"):
+        changed.run()
+    longer = make_trainer(tiny(tmp_path, "run", "training.iterations=3", "checkpoint_every=3"), resume=True,
+                          progress=False)
+    longer.run()  # more iterations, saved at other steps: the same run, continued
+    assert longer.iteration == 3
+
+
+def test_the_whole_config_is_checked_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match=r"evaluation.envs\[1\]: unknown env id 'VSML/MNIST-Onlin-v0' "
+                                         r"\(did you mean 'VSML/MNIST-Online-v0'\?\)"):
+        tiny(tmp_path, "typo", "evaluation.envs=[VSML/SumSign-Online-v0, VSML/MNIST-Onlin-v0]")
+    with pytest.raises(ValueError, match=r"training.tasks\[0\].env: unknown env id"):
+        tiny(tmp_path, "typo", "training.tasks=[VSML/Nope-v0]")
+    for override, message in (("checkpoint_every=0", "checkpoint_every must be a positive int"),
+                              ("checkpoint_every=-1", "checkpoint_every must be a positive int"),
+                              ("evaluation.every=-5", "evaluation.every must be an int >= 0"),
+                              ("evaluation.episodes=0", "evaluation.episodes")):
+        with pytest.raises(ValueError, match=message):
+            tiny(tmp_path, "bad", override)
+    on_gpu = tiny(tmp_path, "gpu", "training.device=cuda")  # reading a GPU config is fine anywhere
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="training.device is 'cuda', but torch sees no CUDA GPU"):
+            make_trainer(on_gpu, progress=False)
+    else:
+        assert make_trainer(on_gpu, progress=False).config.training.device == "cuda"
+    assert not any((tmp_path / name).exists() for name in ("typo", "bad", "gpu") if not torch.cuda.is_available())
 
 
 def test_config_errors_and_overrides():

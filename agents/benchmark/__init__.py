@@ -17,7 +17,7 @@ GENERALISATION = ("VSML/MNIST-Online-v0", "VSML/FashionMNIST-Online-v0")  # meta
 def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | Path, metric: str = "final",
                   introspect: Sequence[str] = ()) -> dict[str, Path]:
     """leaderboard.md/.csv and the plots in out_dir: learning curves, online accuracy over the
-    first 100 examples, the introspection of the `introspect` learners (default: the first) on one
+    first 100 examples (curves and bars), the introspection of the `introspect` learners (default: the first) on one
     env, and MNIST vs Fashion-MNIST when both were run (of the meta-trained learners, if any)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -27,6 +27,7 @@ def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | Path, metric
     available = [r for r in records if r["available"]]
     if any(not r["few_shot"] for r in available):
         paths["curves"] = plots.learning_curves(records, out / "plots" / "learning_curves.png")
+        paths["first_100"] = plots.early_online_curves(records, out / "plots" / "first_100.png")
     if available:
         paths["online"] = plots.online_accuracy_bars(records, out / "plots" / "online_accuracy.png")
         paths["introspection"] = plots.introspection(_introspected(available, introspect),

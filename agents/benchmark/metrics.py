@@ -6,8 +6,9 @@ records, then summarised by mean, standard deviation and a 95% confidence interv
 
 from __future__ import annotations
 
+import base64
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -86,3 +87,13 @@ def accuracy_curve(correct: np.ndarray, points: int = 100, min_window: int = 20)
     stats = [summarise(row) for row in per_seed]
     return {"step": [int(b) for b in edges[1:]], "mean": [s["mean"] for s in stats],
             "low": [s["low"] for s in stats], "high": [s["high"] for s in stats]}
+
+
+def pack_correct(correct: np.ndarray) -> list[str]:
+    """Per-seed correctness as base64 bit strings: raw results stay small but complete."""
+    return [base64.b64encode(np.packbits(column).tobytes()).decode() for column in correct.T.astype(bool)]
+
+
+def unpack_correct(packed: Sequence[str], steps: int) -> np.ndarray:
+    columns = [np.unpackbits(np.frombuffer(base64.b64decode(p), dtype=np.uint8))[:steps] for p in packed]
+    return np.stack(columns, axis=1).astype(bool)

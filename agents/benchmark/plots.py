@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import matplotlib
 
@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from agents.benchmark.metrics import summarise, unpack_correct  # noqa: E402
 from agents.benchmark.specs import split_env  # noqa: E402
 
 
@@ -21,31 +22,74 @@ def short_env_name(env_id: str) -> str:
     return head.removeprefix("VSML/").removesuffix("-v0") + (":" + options if options else "")
 
 
-def learning_curves(records: Sequence[dict[str, Any]], path: Path) -> Path:
-    """One panel per env: accuracy over steps per learner, with the 95% band over seeds."""
-    curves = [r for r in records if r["available"] and not r["few_shot"]]
-    envs = list(dict.fromkeys(r["env"] for r in curves))
+def learner_colors(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One distinct colour per learner, the same in every panel (up to 20 learners)."""
+    learners = list(dict.fromkeys(r["learner"] for r in records))
+    palette = plt.get_cmap("tab10" if len(learners) <= 10 else "tab20")
+    return {learner: palette(i % palette.N) for i, learner in enumerate(learners)}
+
+
+def _legend(axes: np.ndarray, used: int) -> None:
+    """The legend in the first unused panel (the rest switched off), else in the first panel."""
+    spare = list(axes.flat)[used:]
+    for ax in spare:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if spare:
+        spare[0].legend(handles, labels, loc="center", fontsize=8, ncol=1 + len(labels) // 12)
+    else:
+        axes.flat[0].legend(fontsize=8)
+
+
+def _curve_panels(records: Sequence[dict[str, Any]], path: Path, curve: Callable[[dict[str, Any]], tuple],
+                  ylabel: str, title: str) -> Path:
+    """One panel per online env, one line with its 95% band per learner: `curve(record)` gives
+    (x, mean, low, high)."""
+    runs = [r for r in records if r["available"] and not r["few_shot"]]
+    envs = list(dict.fromkeys(r["env"] for r in runs))
     if not envs:
         raise ValueError("no learning curves to plot (only unavailable or few-shot results)")
     cols = min(3, len(envs))
     rows = math.ceil(len(envs) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    colors = learner_colors(runs)
     for ax, env in zip(axes.flat, envs):
-        for record in (r for r in curves if r["env"] == env):
-            curve = record["curve"]
-            ax.plot(curve["step"], curve["mean"], label=record["learner"], lw=1.5)
-            ax.fill_between(curve["step"], curve["low"], curve["high"], alpha=0.2)
+        for record in (r for r in runs if r["env"] == env):
+            x, mean, low, high = curve(record)
+            color = colors[record["learner"]]
+            ax.plot(x, mean, label=record["learner"], lw=1.5, color=color)
+            ax.fill_between(x, low, high, alpha=0.2, color=color)
         ax.set_title(short_env_name(env))
         ax.set_xlabel("examples seen")
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel(ylabel)
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(envs):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
-    fig.suptitle("Meta-test learning curves (mean and 95% CI over seeds)")
+    _legend(axes, len(envs))
+    fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def learning_curves(records: Sequence[dict[str, Any]], path: Path) -> Path:
+    """One panel per env: accuracy over steps per learner, with the 95% band over seeds."""
+    def curve(record: dict[str, Any]) -> tuple:
+        c = record["curve"]
+        return c["step"], c["mean"], c["low"], c["high"]
+
+    return _curve_panels(records, path, curve, "accuracy", "Meta-test learning curves (mean and 95% CI over seeds)")
+
+
+def early_online_curves(records: Sequence[dict[str, Any]], path: Path, steps: int = 100) -> Path:
+    """One panel per env: cumulative online accuracy after each of the first `steps` examples
+    (online@t, t = 1..steps), mean and 95% band over seeds: who learns from the first examples."""
+    def curve(record: dict[str, Any]) -> tuple:
+        shown = min(steps, record["episode_length"])
+        correct = unpack_correct(record["correct"], record["episode_length"])[:shown]  # (T, S)
+        stats = [summarise(row) for row in np.cumsum(correct, axis=0) / np.arange(1, shown + 1)[:, None]]
+        return np.arange(1, shown + 1), *([s[k] for s in stats] for k in ("mean", "low", "high"))
+
+    return _curve_panels(records, path, curve, "online accuracy so far",
+                         f"Online accuracy over the first {steps} examples (mean and 95% CI over seeds)")
 
 
 def online_accuracy_bars(records: Sequence[dict[str, Any]], path: Path, metric: str = "online@100") -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -14,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 import vsml_gym
-from agents.benchmark.metrics import accuracy_curve, run_metrics
+from agents.benchmark.metrics import accuracy_curve, pack_correct, run_metrics
 from agents.benchmark.specs import parse_env, parse_key_values
 from agents.registry import make_learner
 from agents.rollout import members_for_runs, rollout
@@ -64,16 +63,6 @@ class LearnerSpec:
         return load_checkpoint(self.checkpoint)["params"].view(1, -1)
 
 
-def _pack(correct: np.ndarray) -> list[str]:
-    """Per-seed correctness as base64 bit strings: raw results stay small but complete."""
-    return [base64.b64encode(np.packbits(column).tobytes()).decode() for column in correct.T.astype(bool)]
-
-
-def unpack_correct(packed: Sequence[str], steps: int) -> np.ndarray:
-    columns = [np.unpackbits(np.frombuffer(base64.b64decode(p), dtype=np.uint8))[:steps] for p in packed]
-    return np.stack(columns, axis=1).astype(bool)
-
-
 def versions() -> dict[str, str]:
     return {"vsml_gym": vsml_gym.__version__, "torch": torch.__version__, "gymnasium": gym.__version__,
             "numpy": np.__version__, "python": platform.python_version()}
@@ -117,7 +106,7 @@ def run_pair(spec: LearnerSpec, env_id: str, seeds: int, episode_length: int, se
     return {**record, "available": True, "num_params": learner.num_params, "runs": runs,
             "episode_length": int(correct.shape[0]), "few_shot": few_shot, "seconds": round(seconds, 3),
             "metrics": run_metrics(correct, loss, scored), "curve": accuracy_curve(correct),
-            "correct": _pack(correct), "scored": scored.tolist(),
+            "correct": pack_correct(correct), "scored": scored.tolist(),
             "introspection": {"probs": torch.softmax(result.logits[:shown, 0, 0], -1).cpu().tolist(),
                               "labels": result.labels[:shown, 0, 0].cpu().tolist()}}
 

@@ -4,6 +4,7 @@ backpropagation through episodes, driven by YAML experiment configs."""
 from agents.training.checkpoint import CheckpointError, load_checkpoint
 from agents.training.config import ExperimentConfig, load_config
 from agents.training.evaluation import evaluate_params
+from agents.training.trainer import RunExistsError
 
 
 def make_trainer(config: ExperimentConfig, **kwargs):
@@ -17,4 +18,4 @@ def make_trainer(config: ExperimentConfig, **kwargs):
     return GradientTrainer(config, **kwargs)
 
 
-__all__ = ["CheckpointError", "ExperimentConfig", "evaluate_params", "load_checkpoint", "load_config", "make_trainer"]
+__all__ = ["CheckpointError", "ExperimentConfig", "RunExistsError", "evaluate_params", "load_checkpoint", "load_config", "make_trainer"]

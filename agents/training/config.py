@@ -116,6 +116,34 @@ def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
     return config
 
 
+def current_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config written by an older vsml-gym in today's keys (`training.init_from`
+    became `learner.init_from`)."""
+    training = dict(values["training"])
+    learner = {**values["learner"], "init_from": training.pop("init_from", values["learner"].get("init_from"))}
+    return {**values, "learner": learner, "training": training}
+
+
+#: settings a resumed run may change: how long it runs, where, how often it saves and what it evaluates
+RESUMABLE_CHANGES = ("name", "output_dir", "data_root", "checkpoint_every", "learner.init_from", "training.iterations",
+                     "training.device", "training.num_actors", "training.num_gpus_per_actor", "evaluation")
+
+
+def config_differences(recorded: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two resolved configs, except `RESUMABLE_CHANGES`."""
+    differences = []
+    for key in dict.fromkeys([*recorded, *current]):
+        path = f"{prefix}{key}"
+        if path in RESUMABLE_CHANGES:
+            continue
+        old, new = recorded.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict) and path in ("learner", "training"):
+            differences += config_differences(old, new, path + ".")
+        elif old != new:
+            differences.append(f"{path}: {old!r} in the run, {new!r} now")
+    return differences
+
+
 def apply_override(values: dict[str, Any], override: str) -> None:
     """Apply `a.b.c=value` (value parsed as YAML: numbers, booleans, lists) to a nested dict."""
     if "=" not in override:
@@ -142,13 +170,20 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Exper
 
 
 def _validate(config: ExperimentConfig) -> None:
-    t = config.training
+    t, e = config.training, config.evaluation
+    if not _positive_int(config.checkpoint_every):
+        raise ValueError(f"checkpoint_every must be a positive int, got {config.checkpoint_every!r}")
+    if not isinstance(e.every, int) or isinstance(e.every, bool) or e.every < 0:
+        raise ValueError(f"evaluation.every must be an int >= 0 (0: never), got {e.every!r}")
+    if not _positive_int(e.episodes) or not (e.episode_length is None or _positive_int(e.episode_length)):
+        raise ValueError(f"evaluation.episodes and evaluation.episode_length must be positive ints, got "
+                         f"{e.episodes!r} and {e.episode_length!r}")
     if t.method not in ("es", "gradient"):
         raise ValueError(f"training.method must be 'es' or 'gradient', got {t.method!r}")
     if t.fitness not in ("mean", "last", "weighted"):
         raise ValueError(f"training.fitness must be mean, last or weighted, got {t.fitness!r}")
     for name in ("iterations", "population_size", "episode_length", "streams_per_member"):
-        if not isinstance(getattr(t, name), int) or getattr(t, name) < 1:
+        if not _positive_int(getattr(t, name)):
             raise ValueError(f"training.{name} must be a positive int, got {getattr(t, name)!r}")
     if t.lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"training.lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}")
@@ -168,3 +203,34 @@ def _validate(config: ExperimentConfig) -> None:
     if t.method == "es" and t.num_actors and t.population_size % (2 * t.num_actors):
         raise ValueError(f"training.population_size ({t.population_size}) must be divisible by 2 * num_actors "
                          f"({2 * t.num_actors}) so that antithetic pairs stay on one actor")
+    _check_envs([(f"training.tasks[{i}].env", task.env) for i, task in enumerate(t.tasks)]
+                + [(f"evaluation.envs[{i}]", env_id) for i, env_id in enumerate(e.envs)])
+
+
+def check_device(config: ExperimentConfig) -> None:
+    """The training device must exist here (checked when a run starts, not when a config is read)."""
+    import torch
+
+    device = str(config.training.device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"training.device is {device!r}, but torch sees no CUDA GPU on this machine "
+                         "(use --set training.device=cpu)")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_envs(named: Sequence[tuple[str, str]]) -> None:
+    """Every env id must be registered: a typo fails here, before any work, not after training starts."""
+    import gymnasium as gym
+
+    import vsml_gym  # noqa: F401  (registers the VSML ids)
+
+    for where, env_id in named:
+        try:
+            gym.spec(env_id)
+        except gym.error.Error:
+            close = difflib.get_close_matches(str(env_id), list(gym.registry), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{where}: unknown env id {env_id!r}{hint}; `vsml-gym envs` lists them") from None

@@ -17,15 +17,24 @@ from agents.learner import Learner
 from agents.zoo import is_zoo_name, load_entry
 from agents.training.checkpoint import (CheckpointError, check_compatible, load_checkpoint, restore_rng_state,
                                         rng_state, save_checkpoint)
-from agents.training.config import ExperimentConfig
+from agents.training.config import ExperimentConfig, check_device, config_differences, current_keys
 from agents.training.evaluation import evaluate_params
+
+
+class RunExistsError(ValueError):
+    """The run folder already holds a run, and neither resuming nor overwriting was asked for."""
 
 
 class Trainer(ABC):
     kind: str = ""
 
     def __init__(self, config: ExperimentConfig, resume: bool = False, progress: bool = True,
-                 echo: Callable[[str], None] = print) -> None:
+                 echo: Callable[[str], None] = print, overwrite: bool = False) -> None:
+        """`resume` continues the run's checkpoint; a run folder that already holds a run is
+        otherwise refused (nothing is lost unasked) unless `overwrite` says to replace it."""
+        if resume and overwrite:
+            raise ValueError("resume continues a run and overwrite replaces it: choose one")
+        check_device(config)
         self.config = config
         self.progress = progress
         self.echo = echo
@@ -39,6 +48,11 @@ class Trainer(ABC):
         self._resume = resume
         self._plotted_at: int | None = None  # the iteration progress.png shows
         self._plot_failed = False
+        self._overwrite = overwrite
+        existing = [p.name for p in (self.checkpoint_path, self.log_path) if p.exists() and p.stat().st_size]
+        if existing and not resume and not overwrite:
+            raise RunExistsError(f"{self.run_dir} already holds a run ({', '.join(existing)}): --resume continues "
+                                 "it, --overwrite replaces it, or give this one another name (--set name=...)")
         torch.manual_seed(config.seed)
 
     def initial_params(self, learner: Learner) -> torch.Tensor:
@@ -91,6 +105,7 @@ class Trainer(ABC):
         else:
             self.log_path.write_text("")
             self.best_path.unlink(missing_ok=True)  # a fresh run's best.pt is its own
+            self.checkpoint_path.unlink(missing_ok=True)  # overwriting: a kill now must not resume the old run
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         total = self.config.training.iterations
         record: dict[str, Any] = {}
@@ -163,6 +178,10 @@ class Trainer(ABC):
 
     def _restore(self) -> None:
         payload = load_checkpoint(self.checkpoint_path, kind=self.kind)
+        differences = config_differences(current_keys(payload["config"]), self.config.to_dict())
+        if differences:
+            raise CheckpointError(f"--resume: {self.checkpoint_path} was made with other settings ("
+                                  + "; ".join(differences) + "): restore them, or --overwrite to start again")
         check_compatible(payload, self.learner_identity, self.checkpoint_path)
         self.load_state_dict(payload["state"])
         restore_rng_state(payload["rng"])

@@ -22,6 +22,7 @@ import yaml
 
 from agents.registry import make_learner
 from agents.training.checkpoint import load_checkpoint
+from agents.training.config import current_keys
 from agents.zoo import ENTRIES, load_entry, write_weights, zoo_names
 
 FIRST_ITERATIONS = 3
@@ -34,6 +35,14 @@ class _CardDumper(yaml.SafeDumper):
         return True
 
 
+def _short_lists_inline(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    inline = all(isinstance(item, (int, float, str, bool)) and len(str(item)) < 30 for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=inline)
+
+
+_CardDumper.add_representer(list, _short_lists_inline)
+
+
 def _dump(card: dict[str, Any]) -> str:
     return yaml.dump(card, Dumper=_CardDumper, sort_keys=False, width=110)
 TABLE_METRICS = ("online@100", "acc@100", "acc@2000")
@@ -43,19 +52,12 @@ def _log(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
 
 
-def _current_keys(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's config in today's keys (`training.init_from` became `learner.init_from`)."""
-    training = dict(config["training"])
-    learner = {**config["learner"], "init_from": training.pop("init_from", config["learner"].get("init_from"))}
-    return {**config, "learner": learner, "training": training}
-
-
 def stage_card(run: Path, command: str) -> dict[str, Any]:
     """What one meta-training stage did: config, chosen step, compute, first log lines."""
     best = load_checkpoint(run / "best.pt")
     steps = [r for r in _log(run) if "loss" in r or "fitness" in r]
     chosen = best["iteration"]
-    config = _current_keys(best["config"])
+    config = current_keys(best["config"])
     tasks = [{"env": task["env"], "split": task["options"].get("split", "train"),
               **{k: v for k, v in task["options"].items() if k != "split"}} for task in config["training"]["tasks"]]
     return {"run": config["name"], "command": command, "method": config["training"]["method"], "tasks": tasks,
@@ -116,8 +118,10 @@ def fill_tables(results: Sequence[Path], directory: Path = ENTRIES) -> list[Path
             "protocol": f"vsml-gym benchmark, {first['split']} split, {first['runs']} seeds from {first['seed']}, "
                         f"{first['episode_length']} steps" if first.get("available") else "vsml-gym benchmark",
             "source": ", ".join(str(p) for p in results),
-            "results": {r["env"]: ({m: [round(v, 2) for v in r["metrics"][m]] for m in TABLE_METRICS
-                                    if m in r["metrics"]} if r["available"] else {"unavailable": r["reason"]})
+            "units": "% (mean, 95% interval over seeds)",
+            "results": {r["env"]: ({m: [round(100 * r["metrics"][m]["mean"], 1), round(100 * r["metrics"][m]["ci95"], 1)]
+                                    for m in TABLE_METRICS if m in r["metrics"]}
+                                   if r["available"] else {"unavailable": r["reason"]})
                         for r in rows}}
         card_path.write_text(_dump(card))
         load_entry(name, directory)  # the card still matches its weights
