@@ -171,6 +171,7 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         args.few_shot_episodes = QUICK["few_shot_episodes"]
     args.metric = args.metric or ("online@100" if args.quick else "final")
     specs = [LearnerSpec.parse(text) for text in (args.learners or DEFAULT_LEARNERS)]
+    _check_arguments(args, ("seeds", "episode_length", "few_shot_episodes"), args.envs or DEFAULT_SUITE)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
@@ -221,10 +222,23 @@ def run_plot_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_arguments(args: argparse.Namespace, counts: tuple[str, ...], envs) -> None:
+    """Flags that count something must be positive, and every env id must exist: checked before
+    any work, so a mistake costs one line, not a run."""
+    from agents.benchmark.specs import parse_env
+    from agents.training.config import check_env_ids
+
+    for name in counts:
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    check_env_ids([("--env", parse_env(text)[0]) for text in envs])
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from agents.training import evaluate_params, load_checkpoint
     from agents.zoo import is_zoo_name, load_entry
 
+    _check_arguments(args, ("episodes", "episode_length"), args.envs or ())
     if is_zoo_name(args.checkpoint):
         entry = load_entry(args.checkpoint)
         name, options, params, env_options, iteration = entry.name, {}, entry.params, None, None

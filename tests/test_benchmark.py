@@ -155,6 +155,20 @@ def test_env_specs_carry_env_options_into_the_benchmark(data_root):
         "| learner ", "")
 
 
+@pytest.mark.parametrize("args, message", [
+    (["benchmark", "--seeds", "0"], "--seeds must be at least 1, got 0"),
+    (["benchmark", "--episode-length", "-3"], "--episode-length must be at least 1"),
+    (["benchmark", "--env", "VSML/MNIST-Onlne-v0"], "--env: unknown env id 'VSML/MNIST-Onlne-v0' (did you mean"),
+    (["evaluate", "vsml@mnist", "--episodes", "0"], "--episodes must be at least 1"),
+    (["evaluate", "vsml@mnist", "--env", "VSML/Nope-v0"], "--env: unknown env id 'VSML/Nope-v0'"),
+])
+def test_cli_counts_and_env_ids_are_checked_before_any_work(args, message, tmp_path, capsys):
+    assert cli_main([*args, *(["--out", str(tmp_path / "board")] if args[0] == "benchmark" else [])]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert captured.out == "" and not (tmp_path / "board").exists()  # no table, no progress bar, no folder
+
+
 def test_learner_specs_parse_options_and_checkpoints(tmp_path):
     spec = LearnerSpec.parse("adam:num_layers=2,lr=0.003")
     assert spec.name == "adam" and spec.options == {"num_layers": 2, "lr": 0.003}

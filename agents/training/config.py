@@ -203,7 +203,7 @@ def _validate(config: ExperimentConfig) -> None:
     if t.method == "es" and t.num_actors and t.population_size % (2 * t.num_actors):
         raise ValueError(f"training.population_size ({t.population_size}) must be divisible by 2 * num_actors "
                          f"({2 * t.num_actors}) so that antithetic pairs stay on one actor")
-    _check_envs([(f"training.tasks[{i}].env", task.env) for i, task in enumerate(t.tasks)]
+    check_env_ids([(f"training.tasks[{i}].env", task.env) for i, task in enumerate(t.tasks)]
                 + [(f"evaluation.envs[{i}]", env_id) for i, env_id in enumerate(e.envs)])
 
 
@@ -221,7 +221,7 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def _check_envs(named: Sequence[tuple[str, str]]) -> None:
+def check_env_ids(named: Sequence[tuple[str, str]]) -> None:
     """Every env id must be registered: a typo fails here, before any work, not after training starts."""
     import gymnasium as gym
 
