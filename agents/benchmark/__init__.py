@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from agents.benchmark import plots
+from agents.zoo import is_zoo_name
 from agents.benchmark.report import leaderboard_csv, leaderboard_markdown, read_records
 from agents.benchmark.runner import DEFAULT_LEARNERS, DEFAULT_SUITE, LearnerSpec, run_benchmark
 
@@ -34,7 +35,7 @@ def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | Path, metric
                                                      out / "plots" / "introspection.png")
     envs = {r["env"] for r in available}
     if set(GENERALISATION) <= envs:
-        meta_trained = [r for r in records if "@" in r["spec"]["name"] or r["spec"].get("checkpoint")]
+        meta_trained = [r for r in records if is_zoo_name(r["spec"]["name"]) or r["spec"].get("checkpoint")]
         paths["generalisation"] = plots.generalisation(meta_trained or records,
                                                        out / "plots" / "generalisation.png", *GENERALISATION)
     return paths

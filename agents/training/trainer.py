@@ -48,7 +48,6 @@ class Trainer(ABC):
         self._resume = resume
         self._plotted_at: int | None = None  # the iteration progress.png shows
         self._plot_failed = False
-        self._overwrite = overwrite
         existing = [p.name for p in (self.checkpoint_path, self.log_path) if p.exists() and p.stat().st_size]
         if existing and not resume and not overwrite:
             raise RunExistsError(f"{self.run_dir} already holds a run ({', '.join(existing)}): --resume continues "
