@@ -110,7 +110,7 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_benchmark_commands(subparsers: argparse._SubParsersAction) -> None:
-    from agents.benchmark.metrics import METRICS
+    from agents.leaderboard.metrics import METRICS
 
     bench = subparsers.add_parser(
         "benchmark", help="meta-test learners on a suite of envs and write a leaderboard",
@@ -161,8 +161,8 @@ QUICK = {"learners": ["vsml@mnist", "sgd", "adam", "vsml"], "seeds": 4, "episode
 def run_benchmark_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from agents.benchmark import DEFAULT_LEARNERS, DEFAULT_SUITE, LearnerSpec, run_benchmark, write_outputs
-    from agents.benchmark.report import leaderboard_markdown
+    from agents.leaderboard import DEFAULT_LEARNERS, DEFAULT_SUITE, LearnerSpec, run_benchmark, write_outputs
+    from agents.leaderboard.report import leaderboard_markdown
 
     if args.quick:
         args.learners = args.learners or QUICK["learners"]
@@ -192,8 +192,8 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
 def run_leaderboard_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from agents.benchmark import read_records, write_outputs
-    from agents.benchmark.report import leaderboard_markdown
+    from agents.leaderboard import read_records, write_outputs
+    from agents.leaderboard.report import leaderboard_markdown
 
     records = read_records(args.results)
     print(leaderboard_markdown(records, args.metric))
@@ -225,7 +225,7 @@ def run_plot_runs(args: argparse.Namespace) -> int:
 def _check_arguments(args: argparse.Namespace, counts: tuple[str, ...], envs) -> None:
     """Flags that count something must be positive, and every env id must exist: checked before
     any work, so a mistake costs one line, not a run."""
-    from agents.benchmark.specs import parse_env
+    from agents.leaderboard.specs import parse_env
     from agents.training.config import check_env_ids
 
     for name in counts:

@@ -22,8 +22,8 @@ _BUILTIN = {
     "meta_rnn": "agents.meta_rnn:MetaRNN",
     "hebbian": "agents.hebbian:Hebbian",
     "fw_memory": "agents.fw_memory:FWMemory",
-    "sgd": "agents.gradient:SGDLearner",
-    "adam": "agents.gradient:AdamLearner",
+    "sgd": "agents.online_sgd:SGDLearner",
+    "adam": "agents.online_sgd:AdamLearner",
     "vsml_cloned": "agents.cloning.learner:ClonedBackpropVSML",
 }
 _REGISTERED: dict[str, LearnerFactory] = {}

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from agents.benchmark import LearnerSpec, run_benchmark
+from agents.leaderboard import LearnerSpec, run_benchmark
 from agents.registry import learner_names, make_learner
 from agents.rollout import members_for_runs, rollout
 from agents.training import CheckpointError, load_config, make_trainer

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from agents.benchmark.plots import save_figure, short_env_name  # importing it selects the Agg backend (files only)
+from agents.leaderboard.plots import save_figure, short_env_name  # importing it selects the Agg backend (files only)
 
 import matplotlib.pyplot as plt  # noqa: E402  isort: skip
 from matplotlib.figure import Figure  # noqa: E402  isort: skip

@@ -103,7 +103,7 @@ def pack(name: str, stages: Sequence[tuple[Path, str]], summary: str, commit: st
 
 def fill_tables(results: Sequence[Path], directory: Path = ENTRIES) -> list[Path]:
     """Copy every zoo entry's leaderboard cells (records whose learner is the entry's name) into its card."""
-    from agents.benchmark import read_records
+    from agents.leaderboard import read_records
 
     records = read_records([str(p) for p in results])
     written = []

@@ -12,8 +12,8 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from agents.benchmark.metrics import summarise, unpack_correct  # noqa: E402
-from agents.benchmark.specs import split_env  # noqa: E402
+from agents.leaderboard.metrics import summarise, unpack_correct  # noqa: E402
+from agents.leaderboard.specs import split_env  # noqa: E402
 
 
 def short_env_name(env_id: str) -> str:

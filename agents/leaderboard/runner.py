@@ -13,8 +13,8 @@ import torch
 from tqdm import tqdm
 
 import vsml_gym
-from agents.benchmark.metrics import accuracy_curve, pack_correct, run_metrics
-from agents.benchmark.specs import parse_env, parse_key_values
+from agents.leaderboard.metrics import accuracy_curve, pack_correct, run_metrics
+from agents.leaderboard.specs import parse_env, parse_key_values
 from agents.registry import make_learner
 from agents.rollout import members_for_runs, rollout
 from agents.zoo import ZooShapeError

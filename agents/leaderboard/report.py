@@ -9,8 +9,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from agents.benchmark.metrics import METRIC_HELP, METRICS
-from agents.benchmark.plots import short_env_name
+from agents.leaderboard.metrics import METRIC_HELP, METRICS
+from agents.leaderboard.plots import short_env_name
 
 LOWER_IS_BETTER = {"loss"}
 

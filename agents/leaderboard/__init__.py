@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from agents.benchmark import plots
+from agents.leaderboard import plots
 from agents.zoo import is_zoo_name
-from agents.benchmark.report import leaderboard_csv, leaderboard_markdown, read_records
-from agents.benchmark.runner import DEFAULT_LEARNERS, DEFAULT_SUITE, LearnerSpec, run_benchmark
+from agents.leaderboard.report import leaderboard_csv, leaderboard_markdown, read_records
+from agents.leaderboard.runner import DEFAULT_LEARNERS, DEFAULT_SUITE, LearnerSpec, run_benchmark
 
 
 GENERALISATION = ("VSML/MNIST-Online-v0", "VSML/FashionMNIST-Online-v0")  # meta-trained on, unseen

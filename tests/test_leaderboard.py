@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from agents import register_learner
-from agents.benchmark import LearnerSpec, read_records, run_benchmark, write_outputs
-from agents.benchmark.metrics import accuracy_curve, run_metrics, summarise, t_quantile, unpack_correct
-from agents.benchmark.report import leaderboard_markdown
+from agents.leaderboard import LearnerSpec, read_records, run_benchmark, write_outputs
+from agents.leaderboard.metrics import accuracy_curve, run_metrics, summarise, t_quantile, unpack_correct
+from agents.leaderboard.report import leaderboard_markdown
 from agents.registry import _REGISTERED
 from helpers import DataEcho
 from vsml_gym.cli import main as cli_main
@@ -137,7 +137,7 @@ def test_generalisation_and_side_by_side_introspection_plots(tmp_path, data_root
 
 
 def test_env_specs_carry_env_options_into_the_benchmark(data_root):
-    from agents.benchmark.specs import parse_env
+    from agents.leaderboard.specs import parse_env
 
     assert parse_env("VSML/MNIST-Online-v0:resize=14,classes=[0, 1, 2]") == (
         "VSML/MNIST-Online-v0", {"resize": 14, "classes": [0, 1, 2]})
