@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from agents.learner import Learner, Observation, State
+from agents.learner import Learner, Observation, State, check_positive
 from agents.nets import Encoder, bound, init_weights, linear, lstm
 from agents.params import ParamSpec
 
@@ -33,8 +33,7 @@ class FWMemory(Learner):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden_size: int = 32,
                  memory_size: int = 16, tanh_bound: float = 100.0, use_conv: bool = False) -> None:
         super().__init__(input_shape, num_classes)
-        if hidden_size < 1 or memory_size < 1:
-            raise ValueError("hidden_size and memory_size must be positive")
+        check_positive(hidden_size=hidden_size, memory_size=memory_size)
         self.encoder = Encoder(self.input_shape, (8, 8, 8) if use_conv else (),
                                (torch.relu, torch.relu, torch.tanh) if use_conv else ())
         inputs = self.encoder.out_features + 2 * self.num_classes

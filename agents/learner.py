@@ -17,6 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from agents.params import ParamSpec
@@ -40,8 +41,7 @@ class Learner(ABC):
     meta_params_source: str = ""
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
-        self.input_shape = tuple(int(s) for s in input_shape)
-        self.num_classes = int(num_classes)
+        self.input_shape, self.num_classes = check_sizes(input_shape, num_classes)
         self.param_spec = ParamSpec.of()
         self.config: dict[str, Any] = {}  # subclasses record their options here
 
@@ -53,6 +53,8 @@ class Learner(ABC):
         """Fresh meta-parameters for `population` members, (P, D); member p is the same for
         any population size (drawn from seed + p). A learner given meta-trained ones
         (`use_meta_params`) returns those for every member instead."""
+        if not isinstance(population, int) or isinstance(population, bool) or population < 1:
+            raise ValueError(f"population must be a positive int (members to draw), got {population!r}")
         if self.meta_params is not None:
             return self.meta_params.to(device).expand(population, -1).clone()
         members = []
@@ -96,3 +98,29 @@ class Learner(ABC):
         if self.meta_params_source:
             described["meta_params"] = self.meta_params_source
         return described
+
+
+def check_sizes(input_shape: Any, num_classes: Any) -> tuple[tuple[int, ...], int]:
+    """A learner's sizes as the envs give them: a non-empty shape of positive ints, >= 2 classes."""
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if not shape or not all(_is_int(s) and s > 0 for s in shape):
+        raise ValueError(f"input_shape must be a non-empty tuple of positive ints such as (1, 28, 28) "
+                         f"(env.single_observation_space['x'].shape), got {input_shape!r}")
+    if not _is_int(num_classes) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2 (one logit per class), got {num_classes!r}")
+    return tuple(int(s) for s in shape), int(num_classes)
+
+
+def check_positive(**options: Any) -> None:
+    """Sizes, counts and rates that must be > 0 (None: the option's default): one clear error
+    that names the option, not a shape error later."""
+    for name, value in options.items():
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from agents.learner import Learner, Observation, State
+from agents.learner import Learner, Observation, State, check_positive
 from agents.nets import Encoder, bound, init_weights, linear, lstm
 from agents.params import ParamSpec
 
@@ -23,8 +23,7 @@ class MetaRNN(Learner):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden_size: int = 128,
                  num_micro_ticks: int = 2, tanh_bound: float = 100.0, use_conv: bool = False) -> None:
         super().__init__(input_shape, num_classes)
-        if hidden_size < 1 or num_micro_ticks < 1:
-            raise ValueError("hidden_size and num_micro_ticks must be positive")
+        check_positive(hidden_size=hidden_size, num_micro_ticks=num_micro_ticks)
         self.encoder = Encoder(self.input_shape, (64, 64, 64) if use_conv else (),
                                (torch.relu, torch.relu, torch.tanh) if use_conv else ())
         inputs = self.encoder.out_features + 2 * self.num_classes

@@ -10,7 +10,7 @@ from abc import abstractmethod
 
 import torch
 
-from agents.learner import Learner, Observation, State
+from agents.learner import Learner, Observation, State, check_positive
 from agents.nets import Encoder, bound, init_weights, linear
 
 
@@ -34,8 +34,7 @@ class GradientLearner(Learner):
                  hidden_size: int = 160, lr: float | None = None, tanh_bound: float = 100.0,
                  use_conv: bool = False) -> None:
         super().__init__(input_shape, num_classes)
-        if num_layers < 1 or hidden_size < 1:
-            raise ValueError("num_layers and hidden_size must be positive")
+        check_positive(num_layers=num_layers, hidden_size=hidden_size, lr=lr)
         self.encoder = Encoder(self.input_shape, (8, 8, 8) if use_conv else (), (torch.tanh,) * 3 if use_conv else ())
         sizes = [self.encoder.out_features] + [hidden_size] * (num_layers - 1) + [self.num_classes]
         self.num_layers = num_layers

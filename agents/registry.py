@@ -8,7 +8,11 @@ Meta-trained learners of the model zoo are reached by `<learner>@<tag>` (`agents
 
 from __future__ import annotations
 
+import collections.abc
 import difflib
+import inspect
+import types
+import typing
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Callable
@@ -69,5 +73,54 @@ def get_learner_factory(name: str) -> LearnerFactory:
 
 
 def make_learner(name: str, input_shape: tuple[int, ...], num_classes: int, **config: Any) -> Learner:
-    """Build learner `name` for inputs of `input_shape` and `num_classes` logits."""
-    return get_learner_factory(name)(input_shape, num_classes, **config)
+    """Build learner `name` for inputs of `input_shape` and `num_classes` logits. Options are
+    checked against the factory's signature first: an unknown name or a value of the wrong
+    type is named here ('sgd: option lr must be float | None, got 'abc''), not deep inside."""
+    factory = get_learner_factory(name)
+    check_options(name, factory, config)
+    return factory(input_shape, num_classes, **config)
+
+
+def check_options(name: str, factory: LearnerFactory, options: dict[str, Any]) -> None:
+    """Option names and (where the factory annotates them) types."""
+    function = factory.__init__ if isinstance(factory, type) else factory
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+        hints = typing.get_type_hints(function)
+    except (TypeError, ValueError, NameError):  # a callable without an inspectable signature: it checks itself
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    valid = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    valid = [v for v in valid if v not in ("self", "input_shape", "num_classes")]
+    for key, value in options.items():
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(f"{name}: unknown option {key!r}{hint}; its options: {valid}")
+        if key in hints and not _matches(value, hints[key]):
+            sequence = typing.get_origin(hints[key]) in (list, tuple, collections.abc.Sequence)
+            expected = "a list" if sequence else getattr(hints[key], "__name__", str(hints[key]))
+            raise TypeError(f"{name}: option {key} must be {expected}, got {value!r} ({type(value).__name__})")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether `value` fits a simple annotation (None, bool, int, float, str, their unions,
+    lists/tuples/dicts); anything else is left to the learner."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        allowed = (int,) if hint is int else (int, float)
+        return isinstance(value, allowed) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, collections.abc.Sequence):
+        return isinstance(value, (list, tuple))
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True

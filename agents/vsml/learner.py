@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import torch
 
-from agents.learner import Learner, Observation, State
+from agents.learner import Learner, Observation, State, check_positive
 from agents.params import ParamSpec, truncated_normal
 from agents.vsml.layers import ConvLayer, DenseLayer, Layer
 from agents.vsml.sub_lstm import SubLSTMParams, SubLSTMShape
@@ -97,9 +97,12 @@ class VSML(Learner):
     ) -> None:
         super().__init__(input_shape, num_classes)
         if message_size < 2 or not 0 <= output_idx < message_size:
-            raise ValueError(f"need message_size >= 2 (error and label channels) and 0 <= output_idx < message_size")
-        if num_micro_ticks < 1:
-            raise ValueError(f"num_micro_ticks must be >= 1, got {num_micro_ticks}")
+            raise ValueError(f"message_size must be >= 2 (error and label channels) and 0 <= output_idx < message_size, "
+                             f"got message_size={message_size!r}, output_idx={output_idx!r}")
+        check_positive(state_size=state_size, num_micro_ticks=num_micro_ticks,
+                       state_clip=state_clip, time_scale=time_scale)
+        if not 0.0 <= init_rand_proportion <= 1.0:
+            raise ValueError(f"init_rand_proportion must be in [0, 1], got {init_rand_proportion!r}")
         self.layers = build_layers(layers, self.input_shape, self.num_classes)
         self.shape = SubLSTMShape(state_size, message_size, coordinates, layer_norm)
         self.num_micro_ticks, self.output_idx, self.tanh_bound = num_micro_ticks, output_idx, tanh_bound

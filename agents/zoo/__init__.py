@@ -69,11 +69,14 @@ class ZooEntry:
         meta-parameters (`overrides` change options that leave the parameters' shapes alone)."""
         learner = self._make(input_shape, num_classes, overrides)
         if learner.param_spec.shapes != self.param_shapes:
-            trained = self._make(*self.trained_shape, overrides)
+            trained = self._make(*self.trained_shape, {})
             if trained.param_spec.shapes != self.param_shapes:
                 raise ZooError(f"{self.name} no longer matches the code: learner {self.learner!r} with options "
-                               f"{self._options(overrides)} has {trained.num_params} meta-parameters, the entry "
+                               f"{self.options} has {trained.num_params} meta-parameters, the entry "
                                f"{self.params.numel()} (shapes differ)")
+            if overrides and self._make(*self.trained_shape, overrides).param_spec.shapes != self.param_shapes:
+                raise ValueError(f"{self.name}: the options {overrides} change the shapes of its meta-parameters; "
+                                 "an entry takes only options that leave them alone (its card lists its options)")
             inputs, classes = self.trained_shape
             raise ZooShapeError(f"{self.name} was meta-trained for inputs {inputs} with {classes} classes and its "
                                 f"meta-parameters depend on those sizes: it cannot run on inputs "
@@ -81,17 +84,19 @@ class ZooEntry:
         learner.use_meta_params(self.params, self.name)
         return learner
 
-    def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        return {**self.options, **overrides}
-
     def _make(self, input_shape: tuple[int, ...], num_classes: int, overrides: dict[str, Any]) -> Learner:
+        """The entry's learner with `overrides`: an option the code refuses is the caller's
+        mistake if the entry's own options still work, else the code has changed."""
         from agents.registry import make_learner
 
         try:
-            return make_learner(self.learner, input_shape, num_classes, **self._options(overrides))
+            return make_learner(self.learner, input_shape, num_classes, **{**self.options, **overrides})
         except TypeError as error:
+            if overrides:
+                self._make(input_shape, num_classes, {})
+                raise
             raise ZooError(f"{self.name} no longer matches the code: learner {self.learner!r} refuses its options "
-                           f"{self._options(overrides)} ({error})") from error
+                           f"{self.options} ({error})") from error
 
 
 def load_entry(name: str, directory: Path = ENTRIES) -> ZooEntry:
