@@ -1,6 +1,6 @@
 """Device checks for a CUDA machine: the same numbers on the GPU as on the CPU, and no host syncs.
 
-    python benchmarks/gpu_check.py > benchmarks/results/gpu_check.json
+    python benchmarks/gpu_check.py > benchmarks/results/gpu_check/h100/gpu_check.json   # h100/, h200/: the GPU's folder
 
 1. Native vector envs on CUDA produce the CPU's streams (inputs, feedback, rewards).
 2. Environment steps (nan_check="episode") and learner steps run without a host-device sync
