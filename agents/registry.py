@@ -8,15 +8,14 @@ Meta-trained learners of the model zoo are reached by `<learner>@<tag>` (`agents
 
 from __future__ import annotations
 
-import collections.abc
 import difflib
 import inspect
-import types
 import typing
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
+from agents.annotations import describe, fits
 from agents.learner import Learner
 
 LearnerFactory = Callable[..., Learner]  # (input_shape, num_classes, **config) -> Learner
@@ -98,29 +97,6 @@ def check_options(name: str, factory: LearnerFactory, options: dict[str, Any]) -
             close = difflib.get_close_matches(key, valid, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise TypeError(f"{name}: unknown option {key!r}{hint}; its options: {valid}")
-        if key in hints and not _matches(value, hints[key]):
-            sequence = typing.get_origin(hints[key]) in (list, tuple, collections.abc.Sequence)
-            expected = "a list" if sequence else getattr(hints[key], "__name__", str(hints[key]))
-            raise TypeError(f"{name}: option {key} must be {expected}, got {value!r} ({type(value).__name__})")
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    """Whether `value` fits a simple annotation (None, bool, int, float, str, their unions,
-    lists/tuples/dicts); anything else is left to the learner."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint in (int, float):
-        allowed = (int,) if hint is int else (int, float)
-        return isinstance(value, allowed) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if origin in (list, tuple, collections.abc.Sequence):
-        return isinstance(value, (list, tuple))
-    if origin is dict or hint is dict:
-        return isinstance(value, dict)
-    return True
+        if key in hints and not fits(value, hints[key]):
+            raise TypeError(f"{name}: option {key} must be {describe(hints[key])}, got {value!r} "
+                            f"({type(value).__name__})")

@@ -33,8 +33,22 @@ def test_metrics_match_hand_computed_values():
     assert metrics["acc@500"]["std"] == pytest.approx(std)
     assert metrics["acc@500"]["ci95"] == pytest.approx(4.303 * std / np.sqrt(3))
     assert t_quantile(31) == 2.021 and t_quantile(1000) == 1.960
-    s = summarise(np.array([2.0, 4.0]))
+    s = summarise(np.array([2.0, 4.0]), bounds=(-np.inf, np.inf))
     assert s["mean"] == 3.0 and s["low"] == pytest.approx(3.0 - 12.706 * np.sqrt(2) / np.sqrt(2))
+
+
+def test_intervals_stay_inside_the_values_range():
+    """An accuracy's 95 % interval ends at 0 and 100 %, a loss's at 0; the half-width stays the t one."""
+    near_perfect = summarise(np.array([1.0, 1.0, 0.9]))
+    assert near_perfect["mean"] + near_perfect["ci95"] > 1.0 and near_perfect["high"] == 1.0
+    assert near_perfect["low"] == pytest.approx(near_perfect["mean"] - near_perfect["ci95"])
+    near_zero = summarise(np.array([0.0, 0.0, 0.1]))
+    assert near_zero["low"] == 0.0 and near_zero["high"] < 1.0
+    correct = np.zeros((200, 3), dtype=bool)
+    correct[:, 0] = True
+    loss = np.tile(np.array([0.01, 0.0, 2.0]), (200, 1))
+    metrics = run_metrics(correct, loss, np.ones(200, dtype=bool))
+    assert metrics["final"]["low"] == 0.0 and metrics["loss"]["low"] == 0.0 and metrics["loss"]["high"] > 1.0
 
 
 def test_few_shot_metrics_use_only_the_query():

@@ -12,12 +12,27 @@ import argparse
 import os
 import sys
 from importlib.metadata import entry_points
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from vsml_gym import __version__
 from vsml_gym.commands import data, envs
+from vsml_gym.plugins import import_plugins
 
 Provider = Callable[[argparse._SubParsersAction], None]
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """A usage mistake costs one line on stderr (exit code 2), with where to look, not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_import_option(parser: argparse.ArgumentParser) -> None:
+    """`--import MODULE` for commands that take learner names or env ids (see `vsml_gym.plugins`)."""
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (a module name or a .py file) so that the learners and env ids it "
+                             "registers can be named (repeatable)")
 
 
 def _providers() -> list[Provider]:
@@ -26,7 +41,7 @@ def _providers() -> list[Provider]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="vsml-gym",
         description="Meta-learning learning algorithms on online supervised tasks (VSML and baselines).",
     )
@@ -40,11 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        import_plugins(getattr(args, "imports", ()))
         return int(args.run(args) or 0)
     except BrokenPipeError:  # `vsml-gym zoo --json | head`: the reader has gone, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (FileNotFoundError, ValueError, TypeError) as error:
+    except (FileNotFoundError, ModuleNotFoundError, ValueError, TypeError) as error:
         print(f"vsml-gym {args.command}: error: {error}", file=sys.stderr)
         return 2
 

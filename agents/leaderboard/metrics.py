@@ -19,6 +19,7 @@ _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 
          29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
 ACCURACY_STEPS = (100, 500, 2000)
 ONLINE_WINDOW = 100
+LOSS_BOUNDS = (0.0, math.inf)  # cross-entropy
 METRICS = ("acc@100", "acc@500", "acc@2000", "online@100", "final", "loss")
 METRIC_HELP = {
     "acc@k": "accuracy over the 10% of steps before step k (steps [0.9k, k)), averaged over seeds",
@@ -38,14 +39,16 @@ def t_quantile(dof: int) -> float:
     return _T975[min(larger)] if larger else 1.960
 
 
-def summarise(values: np.ndarray) -> dict[str, float]:
-    """mean, std (ddof 1), 95% half-width and interval of per-seed values."""
+def summarise(values: np.ndarray, bounds: tuple[float, float] = (0.0, 1.0)) -> dict[str, float]:
+    """mean, std (ddof 1), 95% half-width and interval of per-seed values; the interval is cut
+    to `bounds`, the values' range (accuracies by default: an accuracy of 101 % is no bound)."""
     values = np.asarray(values, dtype=np.float64)
     n = len(values)
     mean = float(values.mean())
     std = float(values.std(ddof=1)) if n > 1 else 0.0
     half = t_quantile(n - 1) * std / math.sqrt(n) if n > 1 else math.nan
-    return {"mean": mean, "std": std, "ci95": half, "low": mean - half, "high": mean + half, "n": n}
+    low, high = max(mean - half, bounds[0]), min(mean + half, bounds[1])
+    return {"mean": mean, "std": std, "ci95": half, "low": low, "high": high, "n": n}
 
 
 def window_accuracy(correct: np.ndarray, end: int) -> np.ndarray:
@@ -63,7 +66,7 @@ def run_metrics(correct: np.ndarray, loss: np.ndarray, scored: np.ndarray) -> di
     if scored.sum() < len(scored):  # few-shot: only the query counts
         query = correct[scored].mean(axis=0)
         metrics = {name: summarise(query) for name in METRICS if name != "loss"}
-        metrics["loss"] = summarise(loss[scored].mean(axis=0))
+        metrics["loss"] = summarise(loss[scored].mean(axis=0), LOSS_BOUNDS)
         return metrics
     steps = correct.shape[0]
     metrics: dict[str, dict[str, float]] = {}
@@ -72,7 +75,7 @@ def run_metrics(correct: np.ndarray, loss: np.ndarray, scored: np.ndarray) -> di
             metrics[f"acc@{k}"] = summarise(window_accuracy(correct, k))
     metrics["online@100"] = summarise(correct[:ONLINE_WINDOW].mean(axis=0))
     metrics["final"] = summarise(window_accuracy(correct, steps))
-    metrics["loss"] = summarise(loss.mean(axis=0))
+    metrics["loss"] = summarise(loss.mean(axis=0), LOSS_BOUNDS)
     return metrics
 
 

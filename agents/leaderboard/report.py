@@ -82,12 +82,14 @@ def leaderboard_csv(records: Sequence[dict[str, Any]]) -> str:
     """Every metric of every (learner, env), one row each, numbers unrounded."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["learner", "env", "available", "metric", "mean", "std", "ci95", "n", "episode_length"])
+    writer.writerow(["learner", "env", "available", "metric", "mean", "std", "ci95", "low", "high", "n",
+                     "episode_length"])
     for record in records:
         if not record["available"]:
-            writer.writerow([record["learner"], record["env"], False, "", "", "", "", "", ""])
+            writer.writerow([record["learner"], record["env"], False, *[""] * 8])
             continue
         for metric, stats in record["metrics"].items():
             writer.writerow([record["learner"], record["env"], True, metric, stats["mean"], stats["std"],
-                             stats["ci95"], stats["n"], record["episode_length"]])
+                             stats["ci95"], stats.get("low", ""), stats.get("high", ""), stats["n"],
+                             record["episode_length"]])
     return out.getvalue()

@@ -55,6 +55,12 @@ class LearnerSpec:
         options = parse_key_values(raw, text)
         return cls(name.strip(), options, label=text)
 
+    def check(self) -> None:
+        """The name and the options' names and types, before any work (sizes need an env)."""
+        from agents.registry import check_options, get_learner_factory
+
+        check_options(self.name, get_learner_factory(self.name), self.options)
+
     def params(self, learner) -> torch.Tensor:
         if self.checkpoint is None:
             return learner.init_params(1, seed=self.init_seed)

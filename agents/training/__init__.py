@@ -1,10 +1,15 @@
 """Meta-training of learners: EvoTorch evolution strategies (optionally over Ray actors) and
 backpropagation through episodes, driven by YAML experiment configs."""
 
+from pathlib import Path
+
 from agents.training.checkpoint import CheckpointError, load_checkpoint
 from agents.training.config import ExperimentConfig, load_config
 from agents.training.evaluation import evaluate_params
 from agents.training.trainer import RunExistsError
+
+#: what `vsml-gym train` runs without a config: a CPU-sized experiment, not the 2048-member GPU one
+QUICK_CONFIG = Path(__file__).with_name("quick_sumsign.yaml")
 
 
 def make_trainer(config: ExperimentConfig, **kwargs):
@@ -18,4 +23,4 @@ def make_trainer(config: ExperimentConfig, **kwargs):
     return GradientTrainer(config, **kwargs)
 
 
-__all__ = ["CheckpointError", "ExperimentConfig", "RunExistsError", "evaluate_params", "load_checkpoint", "load_config", "make_trainer"]
+__all__ = ["QUICK_CONFIG", "CheckpointError", "ExperimentConfig", "RunExistsError", "evaluate_params", "load_checkpoint", "load_config", "make_trainer"]

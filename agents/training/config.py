@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
+
+from agents.annotations import describe, fits
 
 
 @dataclass
@@ -62,7 +65,7 @@ class EvaluationConfig:
     every: int = 100
     envs: list[str] = field(default_factory=lambda: ["VSML/MNIST-Online-v0", "VSML/FashionMNIST-Online-v0"])
     episodes: int = 4
-    episode_length: int = 2000
+    episode_length: int | None = 2000  # None: each env's own
     seed: int = 22
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -74,6 +77,8 @@ class ExperimentConfig:
     output_dir: str = "runs"
     checkpoint_every: int = 500
     data_root: str | None = None
+    #: modules imported before anything is built (plug-in learners and env ids; also on Ray actors)
+    imports: list[str] = field(default_factory=list)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
@@ -86,6 +91,7 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
+_MOVED = {"training.init_from": "learner.init_from"}  # keys of older vsml-gym versions
 _NESTED = {"learner": LearnerConfig, "training": TrainingConfig, "evaluation": EvaluationConfig}
 
 
@@ -93,9 +99,11 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     if not isinstance(values, dict):
         raise ValueError(f"{where or 'config'}: expected a mapping, got {values!r}")
     known = {f.name for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     unknown = [k for k in values if k not in known]
     if unknown:
-        hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, known, 1)) else "")
+        hints = [f"{k!r}" + (f" (moved to {_MOVED[f'{where}.{k}']})" if f"{where}.{k}" in _MOVED else
+                             f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, known, 1)) else "")
                  for k in unknown]
         raise ValueError(f"unknown key(s) {', '.join(hints)} in {where or 'config'}; valid: {sorted(known)}")
     kwargs = {}
@@ -104,24 +112,43 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         if cls is ExperimentConfig and key in _NESTED:
             value = _build(_NESTED[key], value, path)
         elif cls is TrainingConfig and key == "tasks":
+            if not isinstance(value, list):
+                raise ValueError(f"{path} must be a list of tasks (env ids or mappings), got {value!r}")
             value = [_build(TaskConfig, v if isinstance(v, dict) else {"env": v}, f"{path}[{i}]")
                      for i, v in enumerate(value)]
+        elif not fits(value, hints[key]):
+            raise ValueError(f"{path} must be {describe(hints[key])}, got {value!r} ({type(value).__name__})"
+                             + _YAML_NUMBER_HINT * (isinstance(value, str) and _looks_numeric(value)))
         kwargs[key] = value
     return cls(**kwargs)
 
 
+_YAML_NUMBER_HINT = " (YAML reads a number like 1e-3 as text: write 1.0e-3)"
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
     config = _build(ExperimentConfig, values, "")
+    from vsml_gym.plugins import import_plugins
+
+    import_plugins(config.imports)
     _validate(config)
     return config
 
 
 def current_keys(values: dict[str, Any]) -> dict[str, Any]:
     """A resolved config written by an older vsml-gym in today's keys (`training.init_from`
-    became `learner.init_from`)."""
+    became `learner.init_from`; `imports` is new)."""
     training = dict(values["training"])
     learner = {**values["learner"], "init_from": training.pop("init_from", values["learner"].get("init_from"))}
-    return {**values, "learner": learner, "training": training}
+    return {"imports": [], **values, "learner": learner, "training": training}
 
 
 #: settings a resumed run may change: how long it runs, where, how often it saves and what it evaluates
@@ -158,11 +185,32 @@ def apply_override(values: dict[str, Any], override: str) -> None:
     target[keys[-1]] = yaml.safe_load(raw)
 
 
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty: {}), or a ValueError naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no config file {str(path)!r}" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{path}: not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text (YAML) file") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: the top level must be a mapping of config keys (name: ..., training: ...), "
+                         f"got a {type(values).__name__}")
+    return values
+
+
 def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> ExperimentConfig:
     values: dict[str, Any] = {}
     if path is not None:
-        text = Path(path).read_text()
-        values = yaml.safe_load(text) or {}
+        values = read_yaml_mapping(path)
         values.setdefault("name", Path(path).stem)
     for override in overrides:
         apply_override(values, override)
@@ -207,14 +255,19 @@ def _validate(config: ExperimentConfig) -> None:
                 + [(f"evaluation.envs[{i}]", env_id) for i, env_id in enumerate(e.envs)])
 
 
-def check_device(config: ExperimentConfig) -> None:
-    """The training device must exist here (checked when a run starts, not when a config is read)."""
+def check_device(device: str, where: str = "training.device") -> None:
+    """A device must name one torch knows and that exists here (checked when work starts, not
+    when a config is read: a config written for a GPU box stays readable everywhere)."""
     import torch
 
-    device = str(config.training.device)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"training.device is {device!r}, but torch sees no CUDA GPU on this machine "
-                         "(use --set training.device=cpu)")
+    try:
+        parsed = torch.device(str(device))
+    except RuntimeError:
+        raise ValueError(f"{where} is {device!r}, not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{where} is {device!r}, but torch sees no CUDA GPU on this machine (use cpu)")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"{where} is {device!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
 
 
 def _positive_int(value: Any) -> bool:

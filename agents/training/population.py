@@ -20,6 +20,7 @@ from agents.registry import make_learner
 from agents.rollout import RolloutResult, rollout
 from agents.training.config import ExperimentConfig, TaskConfig
 from vsml_gym import rng
+from vsml_gym.plugins import import_plugins
 
 def stream_ids(values: torch.Tensor, antithetic: bool) -> list[int]:
     """One 32-bit id per solution: a hash of its values, or of |x_2k - x_2k+1| for pairs."""
@@ -70,6 +71,11 @@ class PopulationEvaluator:
             raise ValueError(f"the learner {config.learner.name!r} has a different number of meta-parameters on the "
                              f"tasks of the mixture ({sorted(sizes)}): pad inputs/outputs to one size")
         self.num_params = sizes.pop()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """On a Ray actor: import the config's plug-ins before any learner or env is built by name."""
+        import_plugins(state["config"].imports)
+        self.__dict__.update(state)
 
     def env_options(self, task: TaskConfig, projection: bool = False) -> dict[str, Any]:
         t = self.config.training

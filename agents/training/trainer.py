@@ -34,7 +34,7 @@ class Trainer(ABC):
         otherwise refused (nothing is lost unasked) unless `overwrite` says to replace it."""
         if resume and overwrite:
             raise ValueError("resume continues a run and overwrite replaces it: choose one")
-        check_device(config)
+        check_device(config.training.device)
         self.config = config
         self.progress = progress
         self.echo = echo
