@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import os
 import pickle
+import re
 import shutil
 import tarfile
 import threading
@@ -22,6 +23,7 @@ from PIL import Image
 from vsml_gym.data import (
     DATASETS,
     DatasetNotFoundError,
+    DownloadError,
     dataset_status,
     download_dataset,
     load_split,
@@ -451,3 +453,128 @@ def test_status_of_generated_root(tmp_path):
     assert rows["mnist", "test"].size_bytes == (16 + 7 * 784) + (8 + 7)
     assert not rows["mnist", "train"].present
     assert sum(row.present for row in rows.values()) == 1
+
+
+# ---------------------------------------------------------------- corrupt files and failed downloads
+
+
+def write_mnist_test(root: Path, n: int = 7, seed: int = 31) -> Path:
+    """An MNIST test split of `n` random examples in the official IDX files; returns the raw folder."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    images, labels = random_split(seed, n, 10)
+    (raw / "t10k-images-idx3-ubyte").write_bytes(idx(images))
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(idx(labels))
+    return raw
+
+
+def truncate(path: Path, size: int = 100) -> None:
+    path.write_bytes(path.read_bytes()[:-size])
+
+
+def flip_first_label(path: Path, value: int = 11) -> None:
+    data = bytearray(path.read_bytes())
+    data[8] = value
+    path.write_bytes(bytes(data))
+
+
+def bad_magic(path: Path) -> None:
+    path.write_bytes(b"\x00\x00\x09" + path.read_bytes()[3:])
+
+
+def fewer_labels(path: Path) -> None:
+    labels = np.arange(6, dtype=np.uint8)
+    path.write_bytes(idx(labels))
+
+
+#: (file of the MNIST test split, how it is damaged, message regex): all ValueErrors, at load and in `data list`
+CORRUPTIONS = [
+    ("t10k-images-idx3-ubyte", truncate,
+     r"t10k-images-idx3-ubyte has 5404 bytes but its header \(7 x 28 x 28\) needs 5504, so the file is truncated "
+     r"or corrupted: delete it and download it again \(vsml-gym data download\)"),
+    ("t10k-labels-idx1-ubyte", lambda path: truncate(path, 2),
+     r"t10k-labels-idx1-ubyte has 13 bytes but its header \(7\) needs 15"),
+    ("t10k-labels-idx1-ubyte", flip_first_label,
+     r"t10k-labels-idx1-ubyte holds labels \d+\.\.11 but MNIST has classes 0\.\.9, so the labels are corrupted"),
+    ("t10k-images-idx3-ubyte", bad_magic,
+     r"t10k-images-idx3-ubyte does not start like an IDX file of 3-d unsigned bytes \(magic 00000803, found 00000903\)"),
+    ("t10k-labels-idx1-ubyte", fewer_labels, r"t10k-images-idx3-ubyte holds 7 images but .*t10k-labels-idx1-ubyte 6 labels"),
+]
+
+
+@pytest.mark.parametrize("file, damage, message", CORRUPTIONS, ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(CORRUPTIONS)])
+def test_corrupt_idx_files_are_refused_when_loaded_and_not_listed_as_present(tmp_path, file, damage, message):
+    raw = write_mnist_test(tmp_path)
+    damage(raw / file)
+    with pytest.raises(ValueError, match=message):
+        load_split("mnist", "test", tmp_path)
+    row = {(r.name, r.split): r for r in dataset_status(tmp_path)}["mnist", "test"]
+    assert not row.present and row.num_examples is None and re.search(message, row.problem)
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match=message):  # at env creation, not mid-episode
+        gym.make("VSML/MNIST-Online-v0", split="test", data_root=str(tmp_path))
+
+
+def test_a_flipped_pixel_byte_in_an_official_size_idx_file_fails_its_md5(data_root, tmp_path):
+    """The real MNIST test split loads; one pixel byte changed (size, header and labels intact) is caught
+    by the decompressed file's md5."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        shutil.copy(data_root / "MNIST" / "raw" / name, raw / name)
+    assert len(load_split("mnist", "test", tmp_path).labels) == 10_000
+    images = raw / "t10k-images-idx3-ubyte"
+    data = bytearray(images.read_bytes())
+    data[16 + 28 * 14 + 14] ^= 0xFF  # the middle pixel of the first image
+    images.write_bytes(bytes(data))
+    loaders.clear_cache()  # the split held in memory is the file's old version
+    with pytest.raises(ValueError, match=r"checksum mismatch for .*t10k-images-idx3-ubyte: md5 [0-9a-f]{32}, the official "
+                                         r"file has 2646ac647ad5339dbf082846283269ea"):
+        load_split("mnist", "test", tmp_path)
+    row = {(r.name, r.split): r for r in dataset_status(tmp_path)}["mnist", "test"]
+    assert not row.present and "checksum mismatch" in row.problem
+
+
+def test_cifar_binary_label_bytes_out_of_range_are_refused(monkeypatch, tmp_path):
+    write_cifar_binary(tmp_path / "cifar-10-batches-bin", cifar_batches(40))
+    monkeypatch.setattr(loaders, "CIFAR_RECORDS_PER_BATCH", CIFAR_BATCH)
+    path = tmp_path / "cifar-10-batches-bin" / "data_batch_1.bin"
+    data = bytearray(path.read_bytes())
+    data[0] = 200  # the first record's label byte
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"cifar-10-batches-bin holds labels \d\.\.200 but CIFAR-10 has classes 0\.\.9"):
+        load_split("cifar10", "train", tmp_path)
+
+
+def test_md5_of_a_file_is_computed_once_per_version(tmp_path, monkeypatch):
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"abc")
+    calls = []
+    monkeypatch.setattr(loaders, "calculate_md5", lambda p: calls.append(p) or hashlib.md5(p.read_bytes()).hexdigest())
+    loaders._md5.cache_clear()
+    for _ in range(3):
+        loaders._verify_md5(path, hashlib.md5(b"abc").hexdigest())
+    assert len(calls) == 1
+    path.write_bytes(b"abd")
+    with pytest.raises(ValueError, match=r"checksum mismatch for .*file\.bin: md5 .*, the official file has .*"):
+        loaders._verify_md5(path, hashlib.md5(b"abc").hexdigest())
+
+
+def test_failed_download_is_one_line_a_dataset_not_found_error_and_a_runtime_error(server, tmp_path):
+    _, url = server  # serves nothing: every file is a 404, as without a network
+    with pytest.raises(DownloadError) as caught:
+        download_dataset("kmnist", tmp_path / "root", mirror=url)
+    message = str(caught.value)
+    assert "\n" not in message and re.match(r"downloading KMNIST from http://127\.0\.0\.1:\d+/ into .* failed \(.*\); "
+                                            r"check the network or fetch it from a mirror", message)
+    assert isinstance(caught.value, DatasetNotFoundError) and isinstance(caught.value, RuntimeError)
+
+
+def test_env_creation_with_download_reports_the_failed_download(server, tmp_path, monkeypatch):
+    _, url = server
+    monkeypatch.setattr(loaders, "download_dataset", lambda name, root: download_dataset(name, root, mirror=url))
+    import gymnasium as gym
+
+    with pytest.raises(DownloadError, match=r"downloading Fashion-MNIST from .* failed"):
+        gym.make("VSML/FashionMNIST-Online-v0", split="test", data_root=str(tmp_path), download=True)

@@ -105,6 +105,7 @@ def test_vector_env_matches_single_envs_with_the_same_seeds(env_id, options, dat
         if step == length:  # the autoreset step: the singles start their next episode by hand
             single_obs = [env.reset()[0] for env in singles]
             assert not info["scored"].any() and not truncated.any()
+            assert not any(info[f"_{key}"].any() for key in ("loss", "correct", "label", "scored"))  # no step info
             continue
         for i, env in enumerate(singles):
             single_obs[i], r, _, single_truncated, single_info = env.step(actions[step, i].numpy())
@@ -122,7 +123,9 @@ def test_vector_env_outputs_tensors_and_metadata(data_root):
     assert venv.episode_length == 2000  # meta-test default
     _, reward, terminated, truncated, info = venv.step(torch.zeros(6, 10))
     assert reward.shape == (6,) and terminated.dtype == torch.bool and not terminated.any()
-    assert set(info) == {"loss", "correct", "label", "scored"}
+    keys = {"loss", "correct", "label", "scored"}
+    assert set(info) == keys | {f"_{key}" for key in keys}  # Gymnasium's vector info convention
+    assert all(info[f"_{key}"].dtype == torch.bool and info[f"_{key}"].all() for key in keys)
     assert torch.allclose(reward, torch.full((6,), -float(np.log(10))))
     # each sub-env its own stream
     assert len({tuple(row.flatten().tolist()) for row in obs["x"]}) == 6
@@ -149,7 +152,7 @@ def test_same_step_autoreset_returns_final_obs_and_new_episode():
     first, _ = venv.reset(seed=0)
     for t in range(3):
         obs, _, _, truncated, info = venv.step(torch.randn(3, 2))
-    assert truncated.all() and "final_obs" in info
+    assert truncated.all() and "final_obs" in info and info["_final_obs"].all() and info["_final_info"].all()
     assert not obs["error"].any() and info["final_obs"]["error"].abs().sum() > 0
     assert not torch.equal(obs["x"], first["x"])  # the next episode already began
     venv.step(torch.randn(3, 2))  # and continues without a reset
@@ -303,3 +306,88 @@ def test_deferred_nan_check_does_not_hold_the_autograd_graph():
     weight = torch.ones(2, requires_grad=True)
     env.step(torch.zeros(2, 2) * weight)
     assert env.unwrapped._nonfinite_probe.grad_fn is None and not env.unwrapped._nonfinite_probe.requires_grad
+
+
+#: (env id, gym.make kwargs, exception, message regex): each bad value gets one sentence naming it and what is accepted
+BAD_OPTIONS = [
+    ("VSML/MNIST-Online-v0", {"classes": "10"}, TypeError, r"classes must be a list of at least 2 distinct ints in 0\.\.9, got '10'"),
+    ("VSML/MNIST-Online-v0", {"classes": [1.5, 2]}, TypeError, r"classes must be a list of at least 2 distinct ints in 0\.\.9, got \[1\.5, 2\]"),
+    ("VSML/MNIST-Online-v0", {"classes": 5}, TypeError, r"classes must be a list of at least 2 distinct ints in 0\.\.9, got 5"),
+    ("VSML/MNIST-Online-v0", {"classes": [3]}, ValueError, r"classes must be a list of at least 2 distinct ints in 0\.\.9 .*got \[3\]"),
+    ("VSML/MNIST-Online-v0", {"classes": [3, 3]}, ValueError, r"classes must be a list of at least 2 distinct ints in 0\.\.9 .*got \[3, 3\]"),
+    ("VSML/MNIST-Online-v0", {"classes": [1, 10]}, ValueError, r"classes \[10\] are out of range: classes must be a list of at least 2 distinct ints in 0\.\.9"),
+    ("VSML/EMNIST-Online-v0", {"classes": [0, 62]}, ValueError, r"classes \[62\] are out of range: .* in 0\.\.61"),
+    ("VSML/MNIST-Online-v0", {"resize": "14"}, TypeError, r"resize must be a positive int or a \(height, width\) pair of positive ints, got '14'"),
+    ("VSML/MNIST-Online-v0", {"resize": 14.5}, TypeError, r"resize must be a positive int or a \(height, width\) pair of positive ints, got 14\.5"),
+    ("VSML/MNIST-Online-v0", {"resize": True}, TypeError, r"resize must be a positive int .*, got True"),
+    ("VSML/MNIST-Online-v0", {"resize": 0}, ValueError, r"resize must be a positive int or a \(height, width\) pair of positive ints, got 0"),
+    ("VSML/MNIST-Online-v0", {"resize": (14,)}, ValueError, r"resize must be a positive int .*, got \(14,\)"),
+    ("VSML/MNIST-Online-v0", {"pad_input": 28}, TypeError, r"pad_input must be a \(channels, height, width\) triple of positive ints, got 28"),
+    ("VSML/MNIST-Online-v0", {"pad_input": (28, 28)}, ValueError, r"pad_input must be a \(channels, height, width\) triple of positive ints, got \(28, 28\)"),
+    ("VSML/MNIST-Online-v0", {"pad_input": (1, 20, 20)}, ValueError, r"pad_input target \(1, 20, 20\) is smaller than the task's input shape \(1, 28, 28\)"),
+    ("VSML/MNIST-Online-v0", {"data_root": 123}, TypeError, r"data_root must be a folder path \(a str or os\.PathLike\) or None, got 123"),
+    ("VSML/SumSign-Online-v0", {"data_root": 123}, TypeError, r"data_root must be a folder path \(a str or os\.PathLike\) or None, got 123"),
+    ("VSML/Omniglot-5Way1Shot-v0", {"n_way": "5"}, TypeError, r"n_way must be an int in 2\.\.659, got '5'"),
+    ("VSML/Omniglot-5Way1Shot-v0", {"n_way": 1}, ValueError, r"n_way must be an int in 2\.\.659, got 1"),
+    ("VSML/Omniglot-5Way1Shot-v0", {"k_shot": 20}, ValueError, r"k_shot .*must be an int in 1\.\.19, got 20"),
+    ("VSML/Random-Online-v0", {"num_pairs": "3"}, TypeError, r"num_pairs must be an int >= 1, got '3'"),
+    ("VSML/Random-Online-v0", {"num_pairs": 2.5}, TypeError, r"num_pairs must be an int >= 1, got 2\.5"),
+    ("VSML/Random-Online-v0", {"num_pairs": 0}, ValueError, r"num_pairs must be an int >= 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("env_id,options,error,match", BAD_OPTIONS, ids=lambda v: repr(v) if isinstance(v, dict) else None)
+def test_bad_option_values_name_the_option_and_what_is_accepted(env_id, options, error, match, data_root):
+    options = {"split": "test", "data_root": str(data_root), **options}
+    with pytest.raises(error, match=match):
+        gym.make(env_id, **options)
+    with pytest.raises(error, match=match):
+        gym.make_vec(env_id, num_envs=2, **options)
+
+
+@pytest.mark.parametrize("seed,error,match", [
+    ("abc", TypeError, r"seed must be None, a non-negative int or a list of 2 non-negative ints \(one per stream\), got 'abc'"),
+    (1.5, TypeError, r"seed must be None, a non-negative int or a list of 2 .*, got 1\.5"),
+    (True, TypeError, r"seed must be None, a non-negative int or a list of 2 .*, got True"),
+    (-1, ValueError, r"seed must be None, a non-negative int or a list of 2 .*, got -1"),
+    ([1, 2, 3], ValueError, r"seed must be None, a non-negative int or a list of 2 .*, got \[1, 2, 3\]"),
+    ([1, -2], ValueError, r"seed must be None, a non-negative int or a list of 2 .*, got \[1, -2\]"),
+])
+def test_vector_reset_rejects_bad_seeds(seed, error, match):
+    venv = gym.make_vec("VSML/SumSign-Online-v0", num_envs=2)
+    with pytest.raises(error, match=match):
+        venv.reset(seed=seed)
+    first, _ = venv.reset(seed=np.array([3, 4]))  # numpy seeds are ints too
+    assert torch.equal(first["x"], venv.reset(seed=[3, 4])[0]["x"])
+
+
+def test_good_option_forms_still_work(data_root):
+    common = dict(split="test", data_root=data_root, episode_length=3)  # a pathlib.Path root
+    assert gym.make("VSML/MNIST-Online-v0", resize=np.int64(14), **common).observation_space["x"].shape == (1, 14, 14)
+    assert gym.make("VSML/MNIST-Online-v0", resize=[7, 9], **common).observation_space["x"].shape == (1, 7, 9)
+    assert gym.make("VSML/MNIST-Online-v0", pad_input=[2, 30, 30], **common).observation_space["x"].shape == (2, 30, 30)
+    env = gym.make("VSML/MNIST-Online-v0", classes=(np.int64(7), 2), **common)
+    assert env.action_space.shape == (2,)
+    assert gym.make("VSML/MNIST-Online-v0", classes=range(4), **common).action_space.shape == (4,)
+
+
+def test_register_task_accepts_numpy_arrays_and_refuses_mismatched_splits():
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (20, 6, 6), dtype=np.uint8), np.arange(20) % 4
+    env_id = vsml_gym.register_task("Test/Numpy-Online-v0", train=(images, labels), test=[images[:8], labels[:8]])
+    env = gym.make(env_id, split="test", episode_length=5)
+    assert env.reset(seed=0)[0]["x"].shape == (1, 6, 6) and env.action_space.shape == (4,)
+    check_env(env.unwrapped, skip_render_check=True)
+    cases = [
+        ({"train": (images, labels), "test": (images[:, :5], labels)}, ValueError,
+         r"test images have shape \(1, 5, 6\) but train images \(1, 6, 6\): both splits must have one image shape"),
+        ({"train": (images, labels), "num_classes": 3}, ValueError,
+         r"num_classes must be an int above the largest label, 3, got 3"),
+        ({"train": images}, TypeError,
+         r"train must be an \(images, labels\) pair of tensors or numpy arrays, or a dataset of \(image, label\) "
+         r"pairs, got a single ndarray"),
+        ({"train": (images[:0], labels[:0])}, ValueError, r"train holds no examples"),
+    ]
+    for i, (kwargs, error, match) in enumerate(cases):
+        with pytest.raises(error, match=match):
+            vsml_gym.register_task(f"Test/Bad{i}-Online-v0", **kwargs)

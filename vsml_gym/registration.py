@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 import gymnasium as gym
+import numpy as np
 import torch
 
+from vsml_gym.checks import is_int
 from vsml_gym.data import DatasetInfo, LabelledImages
 from vsml_gym.envs.options import option_names
 from vsml_gym.tasks.catalog import labelled_task, register_task_builder
@@ -62,8 +64,9 @@ def register_task(
 ) -> str:
     """Turn labelled data into an online task with its own Gymnasium id.
 
-    `train` / `test` are `(images, labels)` tensors (images (N, C, H, W) or (N, H, W), uint8
-    pixels or floats) or any torchvision-style dataset yielding (image, label) pairs (PIL images
+    `train` / `test` are `(images, labels)` torch tensors or numpy arrays (images (N, C, H, W) or
+    (N, H, W), uint8 pixels or floats; both splits of one image shape, since it fixes the
+    observation space) or any torchvision-style dataset yielding (image, label) pairs (PIL images
     or tensors; converted once, here). `mean`/`std` standardise pixels (in [0, 1] for uint8);
     by default they are measured on `train`. Further keyword options (projection, classes,
     episode_length, ...) become the id's defaults. The new id supports `gym.make` and
@@ -74,7 +77,14 @@ def register_task(
     splits = {"train": _as_tensors(train, "train")}
     if test is not None:
         splits["test"] = _as_tensors(test, "test")
-    classes = num_classes or int(max(labels.max() for _, labels in splits.values())) + 1
+        shapes = {split: tuple(images.shape[1:]) for split, (images, _) in splits.items()}
+        if shapes["test"] != shapes["train"]:
+            raise ValueError(f"test images have shape {shapes['test']} but train images {shapes['train']}: both splits "
+                             f"must have one image shape (C, H, W), which fixes the env's observation space")
+    largest = int(max(labels.max() for _, labels in splits.values()))
+    if num_classes is not None and (not is_int(num_classes) or num_classes <= largest):
+        raise ValueError(f"num_classes must be an int above the largest label, {largest}, got {num_classes!r}")
+    classes = num_classes or largest + 1
     if mean is None or std is None:
         pixels = _unit_pixels(splits["train"][0])
         mean = float(pixels.mean()) if mean is None else mean
@@ -99,14 +109,20 @@ def register_task(
 
 
 def _as_tensors(split: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(split, tuple) and len(split) == 2 and all(isinstance(t, torch.Tensor) for t in split):
-        images, labels = split
+    arrays = (torch.Tensor, np.ndarray)
+    if isinstance(split, (tuple, list)) and len(split) == 2 and all(isinstance(part, arrays) for part in split):
+        images, labels = (torch.as_tensor(part) for part in split)
+    elif isinstance(split, (*arrays, str, bytes)):
+        raise TypeError(f"{name} must be an (images, labels) pair of tensors or numpy arrays, or a dataset of "
+                        f"(image, label) pairs, got a single {type(split).__name__}")
     else:
         images, labels = _collect(split)
     if images.dim() == 3:
         images = images.unsqueeze(1)
     if images.dim() != 4 or labels.dim() != 1 or labels.shape[0] != images.shape[0]:
         raise ValueError(f"{name}: expected images (N, C, H, W) and labels (N,), got {tuple(images.shape)} and {tuple(labels.shape)}")
+    if labels.shape[0] == 0:
+        raise ValueError(f"{name} holds no examples: a split needs at least one (image, label) pair")
     if labels.is_floating_point() or labels.min() < 0:
         raise ValueError(f"{name}: labels must be non-negative integers")
     return images, labels.to(torch.int64)

@@ -15,7 +15,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                                  description="List the datasets of the suite or download them (with checksums).")
     actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
-    listing = actions.add_parser("list", help="show which dataset splits are present, where, and their sizes")
+    listing = actions.add_parser("list", help="show which dataset splits are present, where, and their sizes",
+                                 description="Show every dataset split: present (its files pass the checks made "
+                                             "before decoding: headers, sizes, labels, md5s where known), "
+                                             "MISSING or CORRUPT (with the reason).")
     listing.add_argument("--data-root", help="dataset folder (default: $VSML_GYM_DATA, else the user cache)")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(run=run_list)
@@ -34,14 +37,19 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     print(f"data root: {resolve_data_root(args.data_root)}\n")
     table = [
-        (r.name, r.split, "yes" if r.present else "MISSING", r.num_examples if r.num_examples is not None else "-",
-         human_size(r.size_bytes) if r.present else "-", r.format if r.present else "-", r.path)
+        (r.name, r.split, "yes" if r.present else "CORRUPT" if r.problem else "MISSING",
+         r.num_examples if r.num_examples is not None else "-", human_size(r.size_bytes) if r.present else "-",
+         r.format if r.present else "-", r.path)
         for r in rows
     ]
     print(format_table(("dataset", "split", "present", "examples", "size", "format", "path"), table))
+    for r in rows:
+        if r.problem:
+            print(f"\n{r.name} {r.split}: {r.problem}")
     missing = sorted({r.name for r in rows if not r.present})
     if missing:
-        print(f"\nget a missing dataset with: vsml-gym data download NAME (missing: {', '.join(missing)})")
+        print(f"\nget a missing dataset with: vsml-gym data download NAME, after deleting any corrupt files "
+              f"(missing: {', '.join(missing)})")
     return 0
 
 

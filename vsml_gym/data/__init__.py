@@ -2,13 +2,15 @@
 
 from vsml_gym.data.catalog import DATASETS, DatasetInfo
 from vsml_gym.data.download import download_dataset
-from vsml_gym.data.loaders import DatasetNotFoundError, LabelledImages, SplitStatus, dataset_status, load_split
+from vsml_gym.data.errors import DatasetNotFoundError, DownloadError
+from vsml_gym.data.loaders import LabelledImages, SplitStatus, dataset_status, load_split
 from vsml_gym.data.root import resolve_data_root
 
 __all__ = [
     "DATASETS",
     "DatasetInfo",
     "DatasetNotFoundError",
+    "DownloadError",
     "LabelledImages",
     "SplitStatus",
     "dataset_status",

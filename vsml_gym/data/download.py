@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import posixpath
 from pathlib import Path
-from urllib.error import URLError
 
 import torchvision.datasets as tvd
 
 from vsml_gym.data.catalog import get_info
+from vsml_gym.data.errors import DownloadError
 from vsml_gym.data.root import resolve_data_root
 
 
@@ -56,7 +56,9 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None, mirr
                 cls(root, background=background, download=True)
         else:
             cls(root, download=True)  # MNIST family and CIFAR-10 fetch both splits at once
-    except (RuntimeError, URLError) as error:
+    except (RuntimeError, OSError) as error:  # URLError is an OSError; torchvision raises RuntimeError
         source = mirror or "the official location"
-        raise RuntimeError(f"downloading {info.title} from {source} into {root} failed: {error}") from error
+        reason = " ".join(str(error).split())  # torchvision's reasons span lines: the CLI prints one
+        raise DownloadError(f"downloading {info.title} from {source} into {root} failed ({reason}); check the "
+                            f"network or fetch it from a mirror: vsml-gym data download {name} --mirror URL") from error
     return _folder(cls, root)

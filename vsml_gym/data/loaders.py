@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
 import pickle
 import shlex
@@ -26,6 +27,7 @@ from torchvision.datasets.utils import calculate_md5
 
 from vsml_gym.data.catalog import DATASETS, DatasetInfo, get_info
 from vsml_gym.data.download import download_dataset
+from vsml_gym.data.errors import DatasetNotFoundError
 from vsml_gym.data.root import resolve_data_root, user_cache_dir
 
 OMNIGLOT_FOLDERS = {"train": "images_background", "test": "images_evaluation"}
@@ -34,10 +36,24 @@ CIFAR_RECORD_BYTES = 1 + 3 * 32 * 32
 CIFAR_RECORDS_PER_BATCH = 10_000
 # Official md5s of the binary-format batches that are known for sure; the others are checked by size.
 CIFAR_BINARY_MD5 = {"test_batch.bin": "803d5f7f4d78ea53de84dbe85f74fb6d"}
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset split is not in the data root; the message says where we looked and how to get it."""
+#: md5 of the official IDX files once decompressed (torchvision's checksums are of the .gz files),
+#: checked when a file has the official size: a file of another size already fails the header check
+IDX_MD5 = {
+    ("mnist", "train-images-idx3-ubyte"): "6bbc9ace898e44ae57da46a324031adb",
+    ("mnist", "train-labels-idx1-ubyte"): "a25bea736e30d166cdddb491f175f624",
+    ("mnist", "t10k-images-idx3-ubyte"): "2646ac647ad5339dbf082846283269ea",
+    ("mnist", "t10k-labels-idx1-ubyte"): "27ae3e4e09519cfbb04c329615203637",
+    ("fashion_mnist", "train-images-idx3-ubyte"): "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    ("fashion_mnist", "train-labels-idx1-ubyte"): "9018921c3c673c538a1fc5bad174d6f9",
+    ("fashion_mnist", "t10k-images-idx3-ubyte"): "8181f5470baa50b63fa0f6fddb340f0a",
+    ("fashion_mnist", "t10k-labels-idx1-ubyte"): "15d484375f8d13e6eb1aabb0c3f46965",
+    ("kmnist", "t10k-images-idx3-ubyte"): "bf305b8cd328700fbc17f5acbc2856d2",
+    ("kmnist", "t10k-labels-idx1-ubyte"): "9f55f451c0988b028eccdf7d5cc265ab",
+    ("emnist", "emnist-byclass-test-images-idx3-ubyte"): "5c0133f95f77ae69d867e4dc268094ed",
+    ("emnist", "emnist-byclass-test-labels-idx1-ubyte"): "1d0da960e9aa1f2ae43303879cd07bef",
+}
+#: the official files' example counts, by split: with the file names above they fix the official sizes
+OFFICIAL_COUNTS = {"train-": 60_000, "t10k-": 10_000, "emnist-byclass-test-": 116_323}
 
 
 @dataclass
@@ -69,6 +85,7 @@ class SplitStatus:
     size_bytes: int
     num_examples: int | None
     format: str
+    problem: str | None = None  # why files that are there cannot be used (corrupt, truncated); present is then False
 
 
 @dataclass(frozen=True)
@@ -143,13 +160,59 @@ def _load(name: str, split: str, root: Path) -> LabelledImages:
     source = _present(sources)
     if source is None:
         raise _not_found(info, split, root, sources)
+    _INSPECTORS[source.format](source, info)
     images, labels = _READERS[source.format](source)
     if info.transposed_on_disk:
         images = images.transpose(-1, -2).contiguous()
     if tuple(images.shape[1:]) != info.image_shape or len(images) != len(labels):
         raise ValueError(f"{source.folder}: read images {tuple(images.shape)} and {len(labels)} labels, "
                          f"expected (N, {', '.join(map(str, info.image_shape))}) images with N labels")
+    _check_labels(labels, info, source.folder)
     return LabelledImages(images, labels, info, split)
+
+
+_REDOWNLOAD = "delete it and download it again (vsml-gym data download)"
+
+
+def _check_labels(labels: torch.Tensor, info: DatasetInfo, where: Path) -> None:
+    """Labels outside the dataset's classes (a flipped byte) would fail mid-episode, far from the cause."""
+    if info.num_classes is None or not len(labels):
+        return
+    if not 0 <= int(labels.min()) <= int(labels.max()) < info.num_classes:
+        raise ValueError(f"{where} holds labels {int(labels.min())}..{int(labels.max())} but {info.title} has classes "
+                         f"0..{info.num_classes - 1}, so the labels are corrupted: {_REDOWNLOAD}")
+
+
+def _idx_dims(path: Path, ndim: int) -> tuple[int, ...]:
+    """The dimensions in the header of an IDX file of unsigned bytes, checked against the file's length."""
+    with path.open("rb") as f:
+        header = f.read(4 * (ndim + 1))
+    if len(header) != 4 * (ndim + 1) or header[:4] != bytes([0, 0, 8, ndim]):
+        raise ValueError(f"{path} does not start like an IDX file of {ndim}-d unsigned bytes (magic "
+                         f"{bytes([0, 0, 8, ndim]).hex()}, found {header[:4].hex() or 'nothing'}): {_REDOWNLOAD}")
+    dims = tuple(int.from_bytes(header[4 * i:4 * (i + 1)], "big") for i in range(1, ndim + 1))
+    expected, size = len(header) + math.prod(dims), path.stat().st_size
+    if size != expected:
+        raise ValueError(f"{path} has {size} bytes but its header ({' x '.join(map(str, dims))}) needs {expected}, "
+                         f"so the file is truncated or corrupted: {_REDOWNLOAD}")
+    return dims
+
+
+def _inspect_idx(source: _Source, info: DatasetInfo) -> int:
+    images, labels = source.files
+    count, height, width = _idx_dims(images, 3)
+    (label_count,) = _idx_dims(labels, 1)
+    if label_count != count:
+        raise ValueError(f"{images} holds {count} images but {labels} {label_count} labels: {_REDOWNLOAD}")
+    if (height, width) != info.image_shape[1:]:
+        raise ValueError(f"{images} holds {height}x{width} images but {info.title} has "
+                         f"{info.image_shape[1]}x{info.image_shape[2]}: {_REDOWNLOAD}")
+    _check_labels(torch.from_numpy(np.fromfile(labels, np.uint8, offset=8)), info, labels)
+    if any(images.name.startswith(prefix) and count == official for prefix, official in OFFICIAL_COUNTS.items()):
+        for path in (images, labels):
+            if (info.name, path.name) in IDX_MD5:
+                _verify_md5(path, IDX_MD5[info.name, path.name])
+    return count
 
 
 def _read_idx(source: _Source) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,11 +220,18 @@ def _read_idx(source: _Source) -> tuple[torch.Tensor, torch.Tensor]:
     return read_image_file(str(images)).unsqueeze(1), read_label_file(str(labels))
 
 
+@functools.lru_cache(maxsize=None)
+def _md5(path: Path, size: int, mtime_ns: int) -> str:
+    """md5 of one version of a file (size and mtime name it): checked once per process, not per load."""
+    return calculate_md5(path)
+
+
 def _verify_md5(path: Path, expected: str) -> None:
-    actual = calculate_md5(path)
+    stat = path.stat()
+    actual = _md5(path, stat.st_size, stat.st_mtime_ns)
     if actual != expected:
-        raise ValueError(f"checksum mismatch for {path}: md5 {actual}, the official file has {expected}. "
-                         f"The file is corrupted or not the official one; delete it and download again.")
+        raise ValueError(f"checksum mismatch for {path}: md5 {actual}, the official file has {expected}, so the "
+                         f"file is corrupted or not the official one: {_REDOWNLOAD}")
 
 
 def _cifar_tensors(pixels: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,11 +240,15 @@ def _cifar_tensors(pixels: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor
     return images, torch.from_numpy(np.asarray(labels, dtype=np.int64))
 
 
-def _read_cifar_python(source: _Source) -> tuple[torch.Tensor, torch.Tensor]:
+def _inspect_cifar_python(source: _Source, info: DatasetInfo) -> int | None:
     expected = dict(CIFAR10.train_list + CIFAR10.test_list)
-    pixels, labels = [], []
     for path in source.files:
         _verify_md5(path, expected[path.name])
+
+
+def _read_cifar_python(source: _Source) -> tuple[torch.Tensor, torch.Tensor]:
+    pixels, labels = [], []
+    for path in source.files:
         with path.open("rb") as f:
             batch = pickle.load(f, encoding="latin1")
         pixels.append(batch["data"])
@@ -182,14 +256,19 @@ def _read_cifar_python(source: _Source) -> tuple[torch.Tensor, torch.Tensor]:
     return _cifar_tensors(np.concatenate(pixels), np.concatenate(labels))
 
 
-def _read_cifar_binary(source: _Source) -> tuple[torch.Tensor, torch.Tensor]:
-    records = []
+def _inspect_cifar_binary(source: _Source, info: DatasetInfo) -> int:
     for path in source.files:
         if path.name in CIFAR_BINARY_MD5:
             _verify_md5(path, CIFAR_BINARY_MD5[path.name])
         elif path.stat().st_size != CIFAR_RECORDS_PER_BATCH * CIFAR_RECORD_BYTES:
-            raise ValueError(f"{path} has {path.stat().st_size} bytes, an official CIFAR-10 binary batch has "
-                             f"{CIFAR_RECORDS_PER_BATCH * CIFAR_RECORD_BYTES}; delete it and download again.")
+            raise ValueError(f"{path} has {path.stat().st_size} bytes but an official CIFAR-10 binary batch has "
+                             f"{CIFAR_RECORDS_PER_BATCH * CIFAR_RECORD_BYTES}: {_REDOWNLOAD}")
+    return sum(path.stat().st_size for path in source.files) // CIFAR_RECORD_BYTES
+
+
+def _read_cifar_binary(source: _Source) -> tuple[torch.Tensor, torch.Tensor]:
+    records = []
+    for path in source.files:
         records.append(np.fromfile(path, dtype=np.uint8).reshape(-1, CIFAR_RECORD_BYTES))
     table = np.concatenate(records)
     return _cifar_tensors(table[:, 1:], table[:, 0])
@@ -233,11 +312,6 @@ def _read_png_folders(source: _Source) -> tuple[torch.Tensor, torch.Tensor]:
     (never in the data root, which may be read-only).
     """
     characters = _omniglot_characters(source.folder)
-    for character, files in characters.items():
-        if len(files) != OMNIGLOT_DRAWERS:
-            raise ValueError(f"{character} has {len(files)} drawings, expected {OMNIGLOT_DRAWERS} per character")
-    if not characters:
-        raise ValueError(f"{source.folder} holds no <alphabet>/<character>/*.png folders")
     files = [entry for character in characters.values() for entry in character]
     size = DATASETS["omniglot"].image_shape[1:]
     cache = _decoded_cache_file(source.folder, files, size)
@@ -252,30 +326,41 @@ def _read_png_folders(source: _Source) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
+def _inspect_png_folders(source: _Source, info: DatasetInfo) -> int:
+    characters = _omniglot_characters(source.folder)
+    for character, files in characters.items():
+        if len(files) != OMNIGLOT_DRAWERS:
+            raise ValueError(f"{character} has {len(files)} drawings, expected {OMNIGLOT_DRAWERS} per character")
+    if not characters:
+        raise ValueError(f"{source.folder} holds no <alphabet>/<character>/*.png folders")
+    return len(characters) * OMNIGLOT_DRAWERS
+
+
 _READERS = {
     "idx": _read_idx,
     "cifar-python": _read_cifar_python,
     "cifar-binary": _read_cifar_binary,
     "png-folders": _read_png_folders,
 }
+#: checks without decoding (headers, sizes, label bytes, md5s where known) that return the example
+#: count where the format tells it cheaply; they raise ValueError for files that cannot be used
+_INSPECTORS = {
+    "idx": _inspect_idx,
+    "cifar-python": _inspect_cifar_python,
+    "cifar-binary": _inspect_cifar_binary,
+    "png-folders": _inspect_png_folders,
+}
 
 
-def _describe(source: _Source) -> tuple[int, int | None]:
-    """Bytes on disk and example count of a present source, from headers, sizes and file counts only."""
+def _size_bytes(source: _Source) -> int:
     if source.format == "png-folders":
-        files = [entry for character in _omniglot_characters(source.folder).values() for entry in character]
-        return sum(entry.stat().st_size for entry in files), len(files)
-    size = sum(path.stat().st_size for path in source.files)
-    if source.format == "idx":
-        with source.files[1].open("rb") as labels:
-            return size, int.from_bytes(labels.read(8)[4:], "big")
-    if source.format == "cifar-binary":
-        return size, size // CIFAR_RECORD_BYTES
-    return size, None
+        return sum(entry.stat().st_size for files in _omniglot_characters(source.folder).values() for entry in files)
+    return sum(path.stat().st_size for path in source.files)
 
 
 def dataset_status(data_root: str | os.PathLike | None = None) -> list[SplitStatus]:
-    """One row per (dataset, split) saying whether and where it is on disk, without decoding anything."""
+    """One row per (dataset, split) saying whether and where it is on disk, without decoding anything.
+    A split is present only if its files pass the checks loading makes before decoding."""
     root = resolve_data_root(data_root)
     rows = []
     for info in DATASETS.values():
@@ -284,6 +369,11 @@ def dataset_status(data_root: str | os.PathLike | None = None) -> list[SplitStat
             source = _present(sources)
             if source is None:
                 rows.append(SplitStatus(info.name, split, False, sources[0].folder, 0, None, sources[0].format))
-            else:
-                rows.append(SplitStatus(info.name, split, True, source.folder, *_describe(source), source.format))
+                continue
+            try:
+                count, problem = _INSPECTORS[source.format](source, info), None
+            except ValueError as error:
+                count, problem = None, str(error)
+            rows.append(SplitStatus(info.name, split, problem is None, source.folder, _size_bytes(source), count,
+                                    source.format, problem))
     return rows

@@ -18,5 +18,7 @@ def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
 
     A per-user default keeps downloads out of the working directory and lets every project share them.
     """
+    if data_root is not None and not isinstance(data_root, (str, os.PathLike)):
+        raise TypeError(f"data_root must be a folder path (a str or os.PathLike) or None, got {data_root!r}")
     chosen = data_root if data_root is not None else os.environ.get(DATA_ROOT_ENV) or user_cache_dir() / "data"
     return Path(chosen).expanduser().absolute()

@@ -2,5 +2,6 @@
 
 from vsml_gym.envs.single import OnlineEnv
 from vsml_gym.envs.vector import OnlineVectorEnv
+from vsml_gym.envs.wrappers import TorchToNumpy, with_numpy_wrappers
 
-__all__ = ["OnlineEnv", "OnlineVectorEnv"]
+__all__ = ["OnlineEnv", "OnlineVectorEnv", "TorchToNumpy", "with_numpy_wrappers"]

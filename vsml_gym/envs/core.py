@@ -7,6 +7,7 @@ zeros at t = 0), answers logits a_t, and is rewarded -CE(a_t, y_t).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -18,6 +19,24 @@ from vsml_gym import rng
 from vsml_gym.tasks.base import Task
 
 Observation = dict[str, torch.Tensor]
+
+_forked = False
+
+
+def _note_fork() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_note_fork)
+
+
+def fork_safe_threads() -> None:
+    """In a process forked from one that had run torch ops (AsyncVectorEnv's default workers), torch's
+    OpenMP thread pool is not fork-safe: the first parallel op blocks forever. One thread each avoids
+    it, and is what N workers sharing the cores want anyway. Spawned processes are left alone."""
+    if _forked:
+        torch.set_num_threads(1)
 
 
 def observation_space(task: Task) -> gym.spaces.Dict:

@@ -8,6 +8,8 @@ from typing import Any, Iterable
 
 import torch
 
+from vsml_gym.checks import is_int, positive_ints
+from vsml_gym.data import resolve_data_root
 from vsml_gym.tasks.base import Task
 from vsml_gym.tasks.catalog import SPLITS, build_task, task_entry
 from vsml_gym.tasks.transforms import (
@@ -34,7 +36,7 @@ class TaskOptions:
     data_root: str | None = None
     download: bool = False
     task_seed: int = 0
-    resize: int | tuple[int, int] | None = None
+    resize: int | tuple[int, int] | None = None  # stored as (height, width)
     pad_input: tuple[int, int, int] | None = None
     pixel_shuffle: bool = False
     projection: str | None = None
@@ -47,8 +49,15 @@ class TaskOptions:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
         if self.episode_length is not None and not _is_positive_int(self.episode_length):
             raise ValueError(f"episode_length must be a positive int, got {self.episode_length!r}")
-        if not isinstance(self.task_seed, int) or isinstance(self.task_seed, bool) or self.task_seed < 0:
+        if not is_int(self.task_seed) or self.task_seed < 0:
             raise ValueError(f"task_seed must be a non-negative int, got {self.task_seed!r}")
+        resolve_data_root(self.data_root)  # a data_root of the wrong type fails here, also for tasks without data
+        if self.resize is not None:
+            object.__setattr__(self, "resize", positive_ints(
+                "resize", self.resize, 2, "a positive int or a (height, width) pair of positive ints", one_for_all=True))
+        if self.pad_input is not None:
+            object.__setattr__(self, "pad_input", positive_ints(
+                "pad_input", self.pad_input, 3, "a (channels, height, width) triple of positive ints"))
         for name in ("download", "pixel_shuffle"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -62,8 +71,7 @@ class TaskOptions:
         """The task with its transforms applied, and the episode length."""
         task = build_task(self.task, self.split, device, self.data_root, self.download, **self.task_options)
         if self.resize is not None:
-            size = (self.resize, self.resize) if isinstance(self.resize, int) else tuple(self.resize)
-            task = Resize(task, size)
+            task = Resize(task, self.resize)
         if self.pad_input is not None:
             task = PadInput(task, self.pad_input)
         if self.pixel_shuffle:
@@ -113,4 +121,4 @@ def option_names(task: str) -> tuple[str, ...]:
 
 
 def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return is_int(value) and value > 0

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from vsml_gym import rng
-from vsml_gym.envs.core import OnlineEpisode, action_space, episode_keys, observation_space
+from vsml_gym.envs.core import OnlineEpisode, action_space, episode_keys, fork_safe_threads, observation_space
 from vsml_gym.envs.options import parse_options
 
 
@@ -21,6 +21,7 @@ class OnlineEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, **options: Any) -> None:
+        fork_safe_threads()
         self.options = parse_options(options)
         self.task, self.episode_length = self.options.build("cpu")
         self.episode = OnlineEpisode(self.task, self.episode_length)

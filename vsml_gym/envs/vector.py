@@ -10,7 +10,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from vsml_gym import rng
-from vsml_gym.envs.core import OnlineEpisode, action_space, episode_keys, observation_space
+from vsml_gym.checks import is_int, is_int_sequence
+from vsml_gym.envs.core import OnlineEpisode, action_space, episode_keys, fork_safe_threads, observation_space
 from vsml_gym.envs.options import parse_options
 
 NAN_CHECKS = ("step", "episode", "off")
@@ -22,6 +23,10 @@ class OnlineVectorEnv(VectorEnv):
     torch tensors. Sub-env i is seeded `seed + i // envs_per_stream` by `reset(seed=seed)`, so
     it equals a single env reset with that seed; `envs_per_stream=2` gives consecutive pairs
     one shared data stream (antithetic ES pairs).
+
+    Infos follow Gymnasium's vector convention: each key `k` comes with a bool mask `_k` of the
+    sub-envs that have it (none on a NEXT_STEP autoreset step, which only resets). Gymnasium's
+    numpy vector wrappers apply through `vsml_gym.with_numpy_wrappers` (or `TorchToNumpy`).
 
     `nan_check`: "step" validates every action batch (one device sync per step), "episode"
     accumulates the check on the device and raises at the end of the episode (no per-step
@@ -38,7 +43,8 @@ class OnlineVectorEnv(VectorEnv):
         nan_check: str = "step",
         **options: Any,
     ) -> None:
-        if not isinstance(num_envs, int) or num_envs < 1:
+        fork_safe_threads()
+        if not is_int(num_envs) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if not isinstance(envs_per_stream, int) or envs_per_stream < 1 or num_envs % envs_per_stream:
             raise ValueError(f"envs_per_stream must be a positive divisor of num_envs={num_envs}, got {envs_per_stream!r}")
@@ -82,11 +88,15 @@ class OnlineVectorEnv(VectorEnv):
         return self._begin(), {}
 
     def _stream_seeds(self, seed: int | Sequence[int]) -> list[int]:
-        if isinstance(seed, (int, np.integer)):
-            return [int(seed) + i for i in range(self.num_streams)]
-        seeds = [int(s) for s in seed]
-        if len(seeds) != self.num_streams:
-            raise ValueError(f"expected {self.num_streams} seeds (one per stream), got {len(seeds)}")
+        accepted = f"None, a non-negative int or a list of {self.num_streams} non-negative ints (one per stream)"
+        if is_int(seed):
+            seeds = [int(seed) + i for i in range(self.num_streams)]
+        elif is_int_sequence(seed):
+            seeds = [int(s) for s in seed]
+        else:
+            raise TypeError(f"seed must be {accepted}, got {seed!r}")
+        if len(seeds) != self.num_streams or min(seeds) < 0:
+            raise ValueError(f"seed must be {accepted}, got {seed!r}")
         return seeds
 
     def _begin(self) -> dict[str, torch.Tensor]:
@@ -101,28 +111,33 @@ class OnlineVectorEnv(VectorEnv):
         if self._autoreset_pending:  # NEXT_STEP autoreset: this step's actions are ignored
             self._episode_index += 1
             obs = self._begin()
-            info = {"loss": torch.zeros(self.num_envs, device=self.device), "correct": self._flags(False),
-                    "scored": self._flags(False),
-                    "label": torch.full((self.num_envs,), -1, dtype=torch.int64, device=self.device)}
+            info = self._masked({"loss": torch.zeros(self.num_envs, device=self.device), "correct": self._flags(False),
+                                 "label": torch.full((self.num_envs,), -1, dtype=torch.int64, device=self.device),
+                                 "scored": self._flags(False)}, present=False)
             return obs, torch.zeros(self.num_envs, device=self.device), self._flags(False), self._flags(False), info
 
         result = self.episode.step(self._validated(actions))
-        info = {
+        info = self._masked({
             "loss": result.loss,
             "correct": result.correct,
             "label": result.label,
             "scored": self._flags(result.scored),
-        }
+        })
         obs = result.obs
         if result.truncated:
             self._raise_if_nonfinite_seen()
             if self.autoreset_mode == AutoresetMode.NEXT_STEP:
                 self._autoreset_pending = True
             elif self.autoreset_mode == AutoresetMode.SAME_STEP:
-                info = {**info, "final_obs": obs, "final_info": dict(info)}
+                info = {**info, **self._masked({"final_obs": obs, "final_info": dict(info)})}
                 self._episode_index += 1
                 obs = self._begin()
         return obs, result.reward, self._flags(False), self._flags(result.truncated), info
+
+    def _masked(self, info: dict[str, Any], present: bool = True) -> dict[str, Any]:
+        """`info` with Gymnasium's mask `_k` for each key (rows of one buffer: one op, no shared elements)."""
+        masks = torch.full((len(info), self.num_envs), present, device=self.device).unbind(0)
+        return {**info, **{f"_{key}": mask for key, mask in zip(info, masks)}}
 
     def _flags(self, value: bool) -> torch.Tensor:
         """A fresh (num_envs,) flag vector: callers may write into what a step returns."""

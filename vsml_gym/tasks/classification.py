@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 
 from vsml_gym import rng
+from vsml_gym.checks import is_int_sequence
 from vsml_gym.tasks.base import Task
 
 _BLOCK = 256  # steps whose example indices are drawn together
@@ -14,7 +15,7 @@ _BLOCK = 256  # steps whose example indices are drawn together
 #: this many bytes (a power of two up to _BLOCK): a step then costs one view instead of a gather
 #: and three element-wise ops. On the CPU the block must stay in the caches (with 8 MB, steps of
 #: 64 or more MNIST streams got slower than gathering every step); on a GPU, where the ops'
-#: launches are the cost, 8 MB (benchmarks/results/README.md, session 6).
+#: launches are the cost, 8 MB (benchmarks/results/README.md, native vector env).
 _GATHER_BYTES_CPU = 2 << 20
 _GATHER_BYTES_GPU = 8 << 20
 
@@ -53,12 +54,15 @@ def select_classes(
     images: torch.Tensor, labels: torch.Tensor, classes: Sequence[int], num_classes: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep only `classes`, renumbered 0..len(classes)-1 in the given order."""
+    accepted = f"a list of at least 2 distinct ints in 0..{num_classes - 1}"
+    if not is_int_sequence(classes):
+        raise TypeError(f"classes must be {accepted}, got {classes!r}")
     classes = [int(c) for c in classes]
-    if not classes or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be a non-empty list of distinct class ids, got {classes}")
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be {accepted} (a task needs two classes to tell apart), got {classes}")
     bad = [c for c in classes if not 0 <= c < num_classes]
     if bad:
-        raise ValueError(f"classes {bad} out of range: this task has classes 0..{num_classes - 1}")
+        raise ValueError(f"classes {bad} are out of range: classes must be {accepted}")
     lookup = torch.full((num_classes,), -1, dtype=torch.int64)
     lookup[torch.tensor(classes)] = torch.arange(len(classes))
     new_labels = lookup[labels]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from vsml_gym import rng
+from vsml_gym.checks import int_in_range
 from vsml_gym.tasks.base import Task
 from vsml_gym.tasks.classification import Standardiser, gather_rows
 
@@ -34,15 +35,13 @@ class FewShotTask(Task):
         expected = torch.arange(num_source_classes).repeat_interleave(per_class)
         if remainder or not torch.equal(labels.cpu(), expected):
             raise ValueError("few-shot images must be grouped by class with equally many drawings per class")
-        if not 2 <= n_way <= num_source_classes:
-            raise ValueError(f"n_way must be in 2..{num_source_classes}, got {n_way}")
-        if not 1 <= k_shot < per_class:
-            raise ValueError(f"k_shot must be in 1..{per_class - 1} (one drawing is kept for the query), got {k_shot}")
+        n_way = int_in_range("n_way", n_way, 2, num_source_classes)
+        k_shot = int_in_range("k_shot (one drawing of each class is kept for the query)", k_shot, 1, per_class - 1)
         self.images = images.to(self.device)
         self.standardise = Standardiser(mean, std, images.dtype)
         self.num_source_classes = num_source_classes
         self.per_class = per_class
-        self.n_way, self.k_shot = int(n_way), int(k_shot)
+        self.n_way, self.k_shot = n_way, k_shot
         self.input_shape = tuple(images.shape[1:])
         self.num_classes = self.n_way
         self.query_step = self.n_way * self.k_shot

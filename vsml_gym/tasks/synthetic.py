@@ -7,6 +7,7 @@ import math
 import torch
 
 from vsml_gym import rng
+from vsml_gym.checks import int_in_range
 from vsml_gym.tasks.base import Task
 
 _IMAGE_SHAPE = (1, 28, 28)
@@ -53,9 +54,8 @@ class RandomTask(Task):
         input_shape: tuple[int, ...] = _IMAGE_SHAPE,
     ) -> None:
         super().__init__(device)
-        if num_pairs < 1 or num_classes < 2:
-            raise ValueError(f"need num_pairs >= 1 and num_classes >= 2, got {num_pairs}, {num_classes}")
-        self.num_pairs, self.num_classes = int(num_pairs), int(num_classes)
+        self.num_pairs = int_in_range("num_pairs", num_pairs, 1)
+        self.num_classes = int_in_range("num_classes", num_classes, 2)
         self.input_shape = tuple(input_shape)
         self._inputs: torch.Tensor | None = None
         self._labels: torch.Tensor | None = None
