@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from vsml_gym.cli import add_import_option
+from vsml_gym.plugins import add_import_option
 from vsml_gym.commands.table import format_table
 
 

@@ -266,6 +266,40 @@ def test_batched_la_averages_the_first_half_of_the_states_over_the_batch():
     assert float(state["c0"].abs().max()) <= 0.5  # ... and states are clipped
 
 
+@pytest.mark.parametrize("feed_label", [False, True])
+def test_batched_la_feeds_back_the_per_stream_error_or_the_batch_mean_losss_gradient(feed_label):
+    """`batch_error`: "per_stream" feeds each stream's softmax - y as the env emits it (checked by
+    hand here); "batch_mean" feeds (softmax - y) / B, the gradient of the batch-mean loss (the
+    reference's form): the same step as "per_stream" given the error divided by B."""
+    import gymnasium as gym
+
+    batch = 3
+    env = gym.make_vec("VSML/SumSign-Online-v0", num_envs=batch, episode_length=4, resize=2)
+    env.reset(seed=0)
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.5], [-3.0, 1.0]])
+    obs, _, _, _, info = env.step(logits)
+    onehot = torch.nn.functional.one_hot(info["label"], 2).float()
+    by_hand = torch.exp(logits) / torch.exp(logits).sum(-1, keepdim=True) - onehot
+    torch.testing.assert_close(obs["error"], by_hand)
+    obs = {key: value.unsqueeze(0) for key, value in obs.items()}  # one member, B streams
+
+    def step(batch_error, error):
+        learner = VSML((1, 2, 2), 2, batch_average=True, batch_error=batch_error, feed_label=feed_label)
+        params = random_params(learner)
+        state = learner.initial_state(params, batch, torch.Generator().manual_seed(1))
+        return learner.step(params, state, {**obs, "error": error})
+
+    mean_logits, mean_state = step("batch_mean", obs["error"])
+    scaled_logits, scaled_state = step("per_stream", obs["error"] / batch)
+    torch.testing.assert_close(mean_logits, scaled_logits)
+    torch.testing.assert_close(mean_state["c0"], scaled_state["c0"])
+    assert not torch.allclose(step("per_stream", obs["error"])[1]["c0"], mean_state["c0"])
+    with pytest.raises(ValueError, match="needs batch_average=True"):
+        VSML((4,), 2, batch_error="batch_mean")
+    with pytest.raises(ValueError, match="batch_error must be one of"):
+        VSML((4,), 2, batch_average=True, batch_error="mean")
+
+
 # ---------------------------------------------------------------- parameters, sizes, theorem 1
 def test_default_vsml_has_2384_meta_parameters_and_counts_add_up():
     counts = {

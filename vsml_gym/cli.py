@@ -28,13 +28,6 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def add_import_option(parser: argparse.ArgumentParser) -> None:
-    """`--import MODULE` for commands that take learner names or env ids (see `vsml_gym.plugins`)."""
-    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first (a module name or a .py file) so that the learners and env ids it "
-                             "registers can be named (repeatable)")
-
-
 def _providers() -> list[Provider]:
     builtin: list[Provider] = [data.add_commands, envs.add_commands]
     return builtin + [ep.load() for ep in entry_points(group="vsml_gym.commands")]

@@ -3,11 +3,19 @@ registers them (`vsml-gym benchmark --import my_learners ...`, or `imports:` in 
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.util
 import sys
 from pathlib import Path
 from typing import Sequence
+
+
+def add_import_option(parser: argparse.ArgumentParser) -> None:
+    """`--import MODULE` for commands that take learner names or env ids (imported by `vsml-gym` before the command runs)."""
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (a module name or a .py file) so that the learners and env ids it "
+                             "registers can be named (repeatable)")
 
 
 def import_plugins(modules: Sequence[str]) -> None:

@@ -17,6 +17,7 @@ from agents.vsml.layers import ConvLayer, DenseLayer, Layer
 from agents.vsml.sub_lstm import SubLSTMParams, SubLSTMShape
 
 DEFAULT_LAYERS = ({"type": "dense"},)
+BATCH_ERRORS = ("per_stream", "batch_mean")  # the error a batched LA feeds back (see VSML)
 
 
 def build_layers(specs: Sequence[dict[str, Any]], input_shape: tuple[int, ...], num_classes: int) -> list[Layer]:
@@ -61,7 +62,11 @@ class VSML(Learner):
     error back before the next example), `separate_backward_rnn`, `layer_norm` on messages,
     `layerwise_rnns` (one sub-LSTM per layer instead of one shared), `state_clip` (clip states to
     [-v, v]), `batch_average` (batched LA: the B streams of a member form one learner whose first
-    half of state dims is averaged over the batch before each example), `coordinates` (each
+    half of state dims is averaged over the batch before each example), `batch_error` (with
+    `batch_average`, the error each stream feeds back: "per_stream", softmax - y as the env emits
+    it, the default: its scale does not depend on B, so one LA runs at any batch size; or
+    "batch_mean", (softmax - y) / B, the gradient of the batch-mean loss, as the reference
+    implementation feeds it), `coordinates` (each
     sub-LSTM also sees a, b, layer index and t / time_scale), `init_rand_proportion` (fraction of
     cell dims initialised randomly with std 1/sqrt(fan_in)), `input_gate_init` /
     `forget_gate_init` (initial value of the learned input / forget gate biases, on top of the
@@ -89,6 +94,7 @@ class VSML(Learner):
         layerwise_rnns: bool = False,
         state_clip: float | None = None,
         batch_average: bool = False,
+        batch_error: str = "per_stream",
         coordinates: bool = False,
         time_scale: float = 500.0,
         init_rand_proportion: float = 0.5,
@@ -101,6 +107,10 @@ class VSML(Learner):
                              f"got message_size={message_size!r}, output_idx={output_idx!r}")
         check_positive(state_size=state_size, num_micro_ticks=num_micro_ticks,
                        state_clip=state_clip, time_scale=time_scale)
+        if batch_error not in BATCH_ERRORS:
+            raise ValueError(f"batch_error must be one of {BATCH_ERRORS}, got {batch_error!r}")
+        if batch_error != "per_stream" and not batch_average:
+            raise ValueError(f"batch_error={batch_error!r} is the error of a batched LA: it needs batch_average=True")
         if not 0.0 <= init_rand_proportion <= 1.0:
             raise ValueError(f"init_rand_proportion must be in [0, 1], got {init_rand_proportion!r}")
         self.layers = build_layers(layers, self.input_shape, self.num_classes)
@@ -109,6 +119,7 @@ class VSML(Learner):
         self.feed_label, self.backward_pass, self.state_clip = feed_label, backward_pass, state_clip
         self.batch_average, self.coordinates, self.time_scale = batch_average, coordinates, time_scale
         self.pools_streams = batch_average
+        self.batch_error = batch_error
         self.init_rand_proportion = init_rand_proportion
         self.gate_init = {"i": input_gate_init, "f": forget_gate_init}
         self._sub_lstm_cache: tuple[torch.Tensor, int, tuple[list, list]] | None = None  # (params, version, views)
@@ -126,7 +137,7 @@ class VSML(Learner):
                        "feed_label": feed_label, "backward_pass": backward_pass,
                        "separate_backward_rnn": separate_backward_rnn, "layer_norm": layer_norm,
                        "layerwise_rnns": layerwise_rnns, "state_clip": state_clip, "batch_average": batch_average,
-                       "coordinates": coordinates, "time_scale": time_scale,
+                       "batch_error": batch_error, "coordinates": coordinates, "time_scale": time_scale,
                        "init_rand_proportion": init_rand_proportion, "input_gate_init": input_gate_init,
                        "forget_gate_init": forget_gate_init}
 
@@ -210,6 +221,8 @@ class VSML(Learner):
         """Backward messages into the output units: [error, label] (P, B, C, 2) with `feed_label`,
         else [error] (P, B, C, 1); the other message channels are zero (`sub_lstm.message_rows`)."""
         error = obs["error"].unsqueeze(-1)
+        if self.batch_error == "batch_mean":  # d(mean over the B streams of the loss) / d(logits)
+            error = error / error.shape[1]
         return torch.cat([error, obs["label"].unsqueeze(-1)], dim=-1) if self.feed_label else error
 
     def _input_messages(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from vsml_gym.commands.table import format_table
 from vsml_gym.data import DatasetNotFoundError
 from vsml_gym.envs.options import TaskOptions
+from vsml_gym.plugins import add_import_option
 from vsml_gym.registration import registered_env_ids
 
 #: the split `gym.make` builds when none is given, so that "present" here means gym.make(id) works
@@ -33,6 +34,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     envs.add_argument("--num-envs", type=int, default=256, help="sub-envs of the vector episode (default: 256)")
     envs.add_argument("--episode-length", type=int, default=500, help="steps of the vector episode (default: 500)")
     envs.add_argument("--device", default="cpu", help="device of the vector env (default: cpu)")
+    add_import_option(envs)
     envs.set_defaults(run=run_envs)
 
 
