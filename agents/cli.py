@@ -180,7 +180,13 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
     _check_arguments(args, ("seeds", "episode_length", "few_shot_episodes"), args.envs or DEFAULT_SUITE)
     for spec in specs:
         spec.check()
+    labels = [spec.label or spec.name for spec in specs]
+    unknown = [label for label in args.introspect if label not in labels]
+    if unknown:
+        raise ValueError(f"--introspect {unknown[0]!r} is not one of the learners: {labels}")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file: give a folder for the results")
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     results.write_text("")
@@ -255,11 +261,14 @@ def _check_arguments(args: argparse.Namespace, counts: tuple[str, ...], envs) ->
     """Flags that count something must be positive, and every env id must exist: checked before
     any work, so a mistake costs one line, not a run."""
     from agents.leaderboard.specs import parse_env
-    from agents.training.config import check_device, check_env_ids
+    from agents.training.config import check_env_ids
+    from vsml_gym.checks import check_device
 
     for name in counts:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative int, got {args.seed}")
     check_env_ids([("--env", parse_env(text)[0]) for text in envs])
     check_device(args.device, "--device")
 

@@ -101,7 +101,8 @@ class Learner(ABC):
 
 
 def check_sizes(input_shape: Any, num_classes: Any) -> tuple[tuple[int, ...], int]:
-    """A learner's sizes as the envs give them: a non-empty shape of positive ints, >= 2 classes."""
+    """A learner's sizes as the envs give them: a non-empty shape of positive ints, a positive
+    number of logits (the envs have >= 2 classes; one logit is a valid network all the same)."""
     try:
         shape = tuple(input_shape)
     except TypeError:
@@ -109,8 +110,8 @@ def check_sizes(input_shape: Any, num_classes: Any) -> tuple[tuple[int, ...], in
     if not shape or not all(_is_int(s) and s > 0 for s in shape):
         raise ValueError(f"input_shape must be a non-empty tuple of positive ints such as (1, 28, 28) "
                          f"(env.single_observation_space['x'].shape), got {input_shape!r}")
-    if not _is_int(num_classes) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2 (one logit per class), got {num_classes!r}")
+    if not _is_int(num_classes) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int (one logit per class), got {num_classes!r}")
     return tuple(int(s) for s in shape), int(num_classes)
 
 

@@ -6,6 +6,7 @@ import numbers
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 
 def is_int(value: Any) -> bool:
@@ -38,3 +39,16 @@ def positive_ints(name: str, value: Any, length: int, accepted: str, one_for_all
     if len(items) != length or any(item < 1 for item in items):
         raise ValueError(f"{name} must be {accepted}, got {value!r}")
     return tuple(int(item) for item in items)
+
+
+def check_device(device: Any, where: str = "device") -> torch.device:
+    """`device` as a torch device that exists on this machine, or one sentence naming `where`."""
+    try:
+        parsed = torch.device(device if isinstance(device, torch.device) else str(device))
+    except RuntimeError:
+        raise ValueError(f"{where} is {device!r}, not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{where} is {device!r}, but torch sees no CUDA GPU on this machine (use cpu)")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"{where} is {device!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return parsed

@@ -56,6 +56,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ModuleNotFoundError, ValueError, TypeError) as error:
         print(f"vsml-gym {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the file system refused: a file where a folder must go, no permission, ...
+        print(f"vsml-gym {args.command}: error: {_os_error_line(error)}", file=sys.stderr)
+        return 2
+
+
+def _os_error_line(error: OSError) -> str:
+    if not error.filename:
+        return str(error)
+    if isinstance(error, FileExistsError):
+        return f"{error.filename} is a file, where a folder is needed"
+    if isinstance(error, NotADirectoryError):
+        return f"{error.filename}: a part of this path is a file, not a folder"
+    return f"{error.filename}: {error.strerror}"
 
 
 if __name__ == "__main__":

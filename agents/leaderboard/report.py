@@ -19,6 +19,10 @@ def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     """Records of several results.jsonl files; a later (learner, env) result replaces an earlier one."""
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for path in paths:
+        if Path(path).is_dir():
+            raise FileNotFoundError(f"{path} is a folder: give the results.jsonl file in it")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no results file {str(path)!r} (a results.jsonl that `vsml-gym benchmark` wrote)")
         for number, line in enumerate(Path(path).read_text().splitlines(), 1):
             if not line.strip():
                 continue
@@ -26,6 +30,9 @@ def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}:{number} is not a JSON record: {error}") from None
+            if not isinstance(record, dict) or not {"learner", "env", "available"} <= record.keys():
+                raise ValueError(f"{path}:{number} is not a benchmark record (a JSON object with 'learner', 'env' and "
+                                 f"'available' keys, as `vsml-gym benchmark` writes)")
             key = (record["learner"], record["env"])
             if key in merged:
                 warnings.warn(f"{path}: a second result for {key}; keeping the later one", stacklevel=2)

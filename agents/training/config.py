@@ -255,21 +255,6 @@ def _validate(config: ExperimentConfig) -> None:
                 + [(f"evaluation.envs[{i}]", env_id) for i, env_id in enumerate(e.envs)])
 
 
-def check_device(device: str, where: str = "training.device") -> None:
-    """A device must name one torch knows and that exists here (checked when work starts, not
-    when a config is read: a config written for a GPU box stays readable everywhere)."""
-    import torch
-
-    try:
-        parsed = torch.device(str(device))
-    except RuntimeError:
-        raise ValueError(f"{where} is {device!r}, not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{where} is {device!r}, but torch sees no CUDA GPU on this machine (use cpu)")
-    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-        raise ValueError(f"{where} is {device!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-
-
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 

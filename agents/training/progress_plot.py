@@ -38,11 +38,18 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
     records = []
     for number, line in enumerate(lines, 1):
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as error:
             if number == len(lines):
                 break  # the trainer is appending this line
             raise ValueError(f"{log}:{number}: not a JSON record ({error})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{log}:{number}: not a training-log record (a JSON object, as `vsml-gym train` writes), "
+                             f"got a {type(record).__name__}")
+        records.append(record)
+    if not records and lines:
+        raise ValueError(f"{log} holds no complete JSON record (its one line is not JSON, or cut short while being "
+                         f"written): nothing to plot")
     if not records:
         raise ValueError(f"{log} is empty: no iterations logged yet, nothing to plot")
     return records

@@ -17,7 +17,8 @@ from agents.learner import Learner
 from agents.zoo import is_zoo_name, load_entry
 from agents.training.checkpoint import (CheckpointError, check_compatible, load_checkpoint, restore_rng_state,
                                         rng_state, save_checkpoint)
-from agents.training.config import ExperimentConfig, check_device, config_differences, current_keys
+from agents.training.config import ExperimentConfig, config_differences, current_keys
+from vsml_gym.checks import check_device
 from agents.training.evaluation import evaluate_params
 
 
@@ -34,7 +35,7 @@ class Trainer(ABC):
         otherwise refused (nothing is lost unasked) unless `overwrite` says to replace it."""
         if resume and overwrite:
             raise ValueError("resume continues a run and overwrite replaces it: choose one")
-        check_device(config.training.device)
+        check_device(config.training.device, "training.device")
         self.config = config
         self.progress = progress
         self.echo = echo

@@ -10,6 +10,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 from tqdm import tqdm
 
+from vsml_gym.checks import check_device
 from vsml_gym.commands.table import format_table
 from vsml_gym.data import DatasetNotFoundError
 from vsml_gym.envs.options import TaskOptions
@@ -39,6 +40,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_envs(args: argparse.Namespace) -> int:
+    for flag in ("num_envs", "episode_length"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    check_device(args.device, "--device")
     rows, failures = [], 0
     for env_id in tqdm(registered_env_ids(), desc="environments", disable=not args.check, leave=False):
         options = {"split": args.split, "data_root": args.data_root}

@@ -10,6 +10,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from vsml_gym import rng
+from vsml_gym.checks import check_device
 from vsml_gym.checks import is_int, is_int_sequence
 from vsml_gym.envs.core import OnlineEpisode, action_space, episode_keys, fork_safe_threads, observation_space
 from vsml_gym.envs.options import parse_options
@@ -51,7 +52,7 @@ class OnlineVectorEnv(VectorEnv):
         if nan_check not in NAN_CHECKS:
             raise ValueError(f"nan_check must be one of {NAN_CHECKS}, got {nan_check!r}")
         self.options = parse_options(options, also_valid=_ENV_OPTIONS)
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.task, self.episode_length = self.options.build(self.device)
         self.episode = OnlineEpisode(self.task, self.episode_length)
         self.num_envs = num_envs
