@@ -220,32 +220,22 @@ def run_leaderboard_command(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from agents.training import load_config, make_trainer
 
-    from agents.training import QUICK_CONFIG
+    from agents.training import QUICK_CONFIG, quiet_evotorch
+    from agents.training.trainer import TrainingStopped
 
     if args.config is None:
         print(f"no config given: the quick CPU experiment ({QUICK_CONFIG.name}); configs/ holds the reference "
               "experiments", file=sys.stderr)
     config = load_config(args.config or QUICK_CONFIG, args.overrides)
-    _quiet_evotorch()
+    quiet_evotorch()
     trainer = make_trainer(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
-    record = trainer.run()
+    try:
+        record = trainer.run()
+    except TrainingStopped as stopped:  # not a usage mistake: exit 1, one line
+        print(f"vsml-gym train: stopped: {stopped}", file=sys.stderr)
+        return 1
     print(json.dumps({"run_dir": str(config.run_dir), **record}))
     return 0
-
-
-def _quiet_evotorch() -> None:
-    """EvoTorch logs its set-up at INFO on stdout, and importing it calls the deprecated
-    torch.jit.script: neither belongs in `train`'s output, whose last line is its JSON result."""
-    import logging
-    import os
-    import warnings
-
-    deprecated = "`torch.jit.script` is deprecated"
-    warnings.filterwarnings("ignore", message=deprecated, category=FutureWarning)
-    os.environ.setdefault("PYTHONWARNINGS", f"ignore:{deprecated}:FutureWarning")  # for Ray's worker processes
-    import evotorch  # noqa: F401  (its import sets up its logger)
-
-    logging.getLogger("evotorch").setLevel(logging.WARNING)
 
 
 def run_plot_runs(args: argparse.Namespace) -> int:

@@ -122,6 +122,8 @@ API_CASES = [
     ("config-population-vs-actors", config("training.population_size=6", "training.num_actors=2"), ValueError, r"training\.population_size \(6\) must be divisible by 2 \* num_actors \(4\)"),
     ("config-lr-schedule-with-es", config("training.lr_schedule=cosine", "training.method=es"), ValueError, r"training\.lr_schedule applies to the gradient method"),
     ("config-import-missing", config("imports=[no_such_mod_xyz]"), ModuleNotFoundError, r"cannot import 'no_such_mod_xyz'"),
+    ("config-ray-address-without-actors", config("training.ray_address=127.0.0.1:6379"), ValueError, r"training\.ray_address names a Ray cluster, but training\.num_actors is 0"),
+    ("config-actors-negative", config("training.num_actors=-1"), ValueError, r"training\.num_actors must be an int >= 0"),
     # --- env options: gym.make(id, split="test", data_root=..., **options)
     ("env-classes-str", lambda data_root: mnist(data_root, classes="10"), TypeError, r"classes must be a list of at least 2 distinct ints in 0\.\.9, got '10'"),
     ("env-classes-floats", lambda data_root: mnist(data_root, classes=[1.5, 2]), TypeError, r"classes must be a list of at least 2 distinct ints in 0\.\.9, got \[1\.5, 2\]"),

@@ -12,6 +12,22 @@ from agents.training.trainer import RunExistsError
 QUICK_CONFIG = Path(__file__).with_name("quick_sumsign.yaml")
 
 
+def quiet_evotorch() -> None:
+    """EvoTorch logs its set-up at INFO on stdout, and importing it calls the deprecated
+    torch.jit.script: neither belongs in the output of `train` (whose last line is its JSON
+    result) or of a benchmark."""
+    import logging
+    import os
+    import warnings
+
+    deprecated = "`torch.jit.script` is deprecated"
+    warnings.filterwarnings("ignore", message=deprecated, category=FutureWarning)
+    os.environ.setdefault("PYTHONWARNINGS", f"ignore:{deprecated}:FutureWarning")  # for Ray's worker processes
+    import evotorch  # noqa: F401  (its import sets up its logger)
+
+    logging.getLogger("evotorch").setLevel(logging.WARNING)
+
+
 def make_trainer(config: ExperimentConfig, **kwargs):
     """The trainer of `config.training.method` ("es" or "gradient")."""
     if config.training.method == "es":
@@ -23,4 +39,5 @@ def make_trainer(config: ExperimentConfig, **kwargs):
     return GradientTrainer(config, **kwargs)
 
 
-__all__ = ["QUICK_CONFIG", "CheckpointError", "ExperimentConfig", "RunExistsError", "evaluate_params", "load_checkpoint", "load_config", "make_trainer"]
+__all__ = ["QUICK_CONFIG", "CheckpointError", "ExperimentConfig", "RunExistsError", "evaluate_params",
+           "load_checkpoint", "load_config", "make_trainer", "quiet_evotorch"]

@@ -53,6 +53,9 @@ class TrainingConfig:
     device: str = "cpu"
     num_actors: int = 0  # Ray actors evaluating the population (0: in this process)
     num_gpus_per_actor: float = 0.0
+    num_cpus_per_actor: float = 1.0  # held by each actor while it lives: 1 spreads actors over 1-CPU slots
+    #: the Ray cluster the actors run on ("host:port" of its head); None: $RAY_ADDRESS, else a Ray of this process
+    ray_address: str | None = None
     learning_rate: float = 1e-3  # gradient method
     lr_schedule: str = "constant"  # gradient method: constant | cosine (to min_learning_rate at the last iteration)
     min_learning_rate: float = 0.0  # gradient method, with lr_schedule=cosine
@@ -153,7 +156,8 @@ def current_keys(values: dict[str, Any]) -> dict[str, Any]:
 
 #: settings a resumed run may change: how long it runs, where, how often it saves and what it evaluates
 RESUMABLE_CHANGES = ("name", "output_dir", "data_root", "checkpoint_every", "learner.init_from", "training.iterations",
-                     "training.device", "training.num_actors", "training.num_gpus_per_actor", "evaluation")
+                     "training.device", "training.num_actors", "training.num_gpus_per_actor", "training.num_cpus_per_actor",
+                     "training.ray_address", "evaluation")
 
 
 def config_differences(recorded: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
@@ -248,6 +252,12 @@ def _validate(config: ExperimentConfig) -> None:
         raise ValueError(f"training.projection_fraction must be in [0, 1], got {t.projection_fraction}")
     if not t.tasks or any(task.weight <= 0 for task in t.tasks):
         raise ValueError("training.tasks needs at least one task, each with a positive weight")
+    if not isinstance(t.num_actors, int) or t.num_actors < 0 or t.num_gpus_per_actor < 0 or t.num_cpus_per_actor < 0:
+        raise ValueError(f"training.num_actors must be an int >= 0 and num_gpus/num_cpus_per_actor >= 0, got "
+                         f"{t.num_actors!r}, {t.num_gpus_per_actor!r}, {t.num_cpus_per_actor!r}")
+    if t.ray_address is not None and not t.num_actors:
+        raise ValueError("training.ray_address names a Ray cluster, but training.num_actors is 0 (the population "
+                         "would be evaluated in this process): set training.num_actors")
     if t.method == "es" and t.num_actors and t.population_size % (2 * t.num_actors):
         raise ValueError(f"training.population_size ({t.population_size}) must be divisible by 2 * num_actors "
                          f"({2 * t.num_actors}) so that antithetic pairs stay on one actor")

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from evotorch import SolutionBatch
+from ray.exceptions import NodeDiedError, RayActorError
 
 from agents.training.config import ExperimentConfig
 from agents.training.problem import MetaLearningProblem
@@ -37,7 +38,10 @@ class ESTrainer(Trainer):
         return self._identity
 
     def train_step(self) -> dict[str, float]:
-        self.searcher.step()
+        try:
+            self.searcher.step()
+        except (RayActorError, NodeDiedError) as error:  # an actor's process or node is gone
+            raise self.stopped(f"a Ray actor was lost ({type(error).__name__})") from error
         evals = self.searcher.population.evals[:, 0]
         return {"fitness_mean": float(evals.mean()), "fitness_best": float(evals.min())}
 

@@ -17,6 +17,8 @@ class MetaLearningProblem(Problem):
         t = config.training
         self.evaluator = PopulationEvaluator(config)
         self.antithetic = antithetic
+        if t.num_actors:
+            connect_ray(t.ray_address)
         super().__init__(
             "min",
             solution_length=self.evaluator.num_params,
@@ -24,10 +26,35 @@ class MetaLearningProblem(Problem):
             device=t.device if not t.num_actors else "cpu",
             num_actors=t.num_actors or None,
             num_gpus_per_actor=t.num_gpus_per_actor or None,
+            actor_config={"num_cpus": t.num_cpus_per_actor},
             initial_bounds=(-0.1, 0.1),
         )
+
+    def _parallelize(self) -> None:
+        """Start the Ray actors without touching this process's random stream. EvoTorch draws the
+        actors' seeds from it (unused here: evaluation is seeded by stream ids), which would shift
+        every later population by one draw, and a resumed run (new actors) by one more."""
+        state = torch.random.get_rng_state()
+        try:
+            super()._parallelize()
+        finally:
+            torch.random.set_rng_state(state)
 
     def _evaluate_batch(self, batch: SolutionBatch) -> None:
         device = self.aux_device if self.is_remote else self.evaluator.config.training.device
         values = batch.values.as_subclass(torch.Tensor)  # a read-only view in EvoTorch
         batch.set_evals(self.evaluator.fitness(values, self.antithetic, device))
+
+
+def connect_ray(address: str | None) -> None:
+    """Join the Ray cluster at `address` (None: $RAY_ADDRESS, else start a Ray of this process,
+    as EvoTorch would); the actors then go wherever the cluster has room."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except ConnectionError as error:
+        raise ConnectionError(f"training.ray_address: no Ray cluster answers at {address!r} ({error}); start one "
+                              "with `ray start --head` (see the README's cluster section)") from None

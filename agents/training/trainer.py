@@ -26,6 +26,11 @@ class RunExistsError(ValueError):
     """The run folder already holds a run, and neither resuming nor overwriting was asked for."""
 
 
+class TrainingStopped(RuntimeError):
+    """Meta-training stopped before its last iteration for a reason outside the config (a lost Ray
+    actor or node); the checkpoint still holds the last saved iteration, and --resume continues it."""
+
+
 class Trainer(ABC):
     kind: str = ""
 
@@ -40,6 +45,7 @@ class Trainer(ABC):
         self.progress = progress
         self.echo = echo
         self.iteration = 0
+        self.saved_iteration: int | None = None  # what checkpoint.pt holds
         self.run_dir = config.run_dir
         self.checkpoint_path = self.run_dir / "checkpoint.pt"
         self.log_path = self.run_dir / "log.jsonl"
@@ -174,7 +180,16 @@ class Trainer(ABC):
                 "state": self.state_dict(), "rng": rng_state(), "best_score": self.best_score}
 
     def save(self) -> Path:
-        return save_checkpoint(self.checkpoint_path, self._payload())
+        path = save_checkpoint(self.checkpoint_path, self._payload())
+        self.saved_iteration = self.iteration
+        return path
+
+    def stopped(self, why: str) -> TrainingStopped:
+        """The error that ends a run which cannot go on, saying where it can go on from."""
+        saved = (f"{self.checkpoint_path} holds iteration {self.saved_iteration}: run the same command with "
+                 "--resume to continue from there" if self.saved_iteration is not None else
+                 "no checkpoint was written yet: run the same command with --overwrite to start again")
+        return TrainingStopped(f"{why} during iteration {self.iteration + 1}; {saved}")
 
     def _restore(self) -> None:
         payload = load_checkpoint(self.checkpoint_path, kind=self.kind)
@@ -185,7 +200,7 @@ class Trainer(ABC):
         check_compatible(payload, self.learner_identity, self.checkpoint_path)
         self.load_state_dict(payload["state"])
         restore_rng_state(payload["rng"])
-        self.iteration = payload["iteration"]
+        self.iteration = self.saved_iteration = payload["iteration"]
         self.best_score = payload.get("best_score")
         if self.best_path.exists() and load_checkpoint(self.best_path)["iteration"] > self.iteration:
             self.best_path.unlink()  # chosen on the path after the checkpoint, which is now retrained
