@@ -75,7 +75,7 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
                        help="override a config value, e.g. --set training.population_size=128 (repeatable)")
     train.add_argument("--resume", action="store_true",
                        help="continue from the run's checkpoint if there is one (refused if settings other than "
-                            "iterations, devices, output and evaluation changed)")
+                            "iterations, devices, Ray actors and address, output and evaluation changed)")
     train.add_argument("--overwrite", action="store_true",
                        help="replace an existing run of the same name (without it, an existing run is never touched)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
