@@ -17,10 +17,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
 from agents.params import ParamSpec
+from vsml_gym.checks import is_int
 
 State = dict[str, torch.Tensor]
 Observation = dict[str, torch.Tensor]
@@ -107,10 +107,10 @@ def check_sizes(input_shape: Any, num_classes: Any) -> tuple[tuple[int, ...], in
         shape = tuple(input_shape)
     except TypeError:
         shape = None
-    if not shape or not all(_is_int(s) and s > 0 for s in shape):
+    if not shape or not all(is_int(s) and s > 0 for s in shape):
         raise ValueError(f"input_shape must be a non-empty tuple of positive ints such as (1, 28, 28) "
                          f"(env.single_observation_space['x'].shape), got {input_shape!r}")
-    if not _is_int(num_classes) or num_classes < 1:
+    if not is_int(num_classes) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int (one logit per class), got {num_classes!r}")
     return tuple(int(s) for s in shape), int(num_classes)
 
@@ -121,7 +121,3 @@ def check_positive(**options: Any) -> None:
     for name, value in options.items():
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be positive, got {value!r}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

@@ -123,6 +123,7 @@ API_CASES = [
     ("config-lr-schedule-with-es", config("training.lr_schedule=cosine", "training.method=es"), ValueError, r"training\.lr_schedule applies to the gradient method"),
     ("config-import-missing", config("imports=[no_such_mod_xyz]"), ModuleNotFoundError, r"cannot import 'no_such_mod_xyz'"),
     ("config-ray-address-without-actors", config("training.ray_address=127.0.0.1:6379"), ValueError, r"training\.ray_address names a Ray cluster, but training\.num_actors is 0"),
+    ("config-ray-address-malformed", config("training.ray_address=myhead", "training.num_actors=2"), ValueError, r"training\.ray_address must be 'host:port' of a Ray head \(or 'auto'\), got 'myhead'"),
     ("config-actors-negative", config("training.num_actors=-1"), ValueError, r"training\.num_actors must be an int >= 0"),
     # --- env options: gym.make(id, split="test", data_root=..., **options)
     ("env-classes-str", lambda data_root: mnist(data_root, classes="10"), TypeError, r"classes must be a list of at least 2 distinct ints in 0\.\.9, got '10'"),
@@ -207,6 +208,7 @@ CLI_CASES = [
     ("benchmark-learner-option-negative", [*BENCH, "--learner", "sgd:lr=-1"], r"lr must be positive, got -1"),
     ("benchmark-learner-unknown", [*BENCH, "--learner", "adamm"], r"unknown learner 'adamm' \(did you mean 'adam'\?\)"),
     ("benchmark-learner-zoo-unknown", [*BENCH, "--learner", "vsml@nope"], r"unknown zoo entry 'vsml@nope' \(did you mean 'vsml@mnist'\?\)"),
+    ("train-ray-head-missing", [*TRAIN, "--set", "training.num_actors=2", "--set", "training.ray_address=127.0.0.1:1"], r"training\.ray_address: no Ray head answers at '127\.0\.0\.1:1' \(Connection refused\)"),
     ("benchmark-learner-option-typo", [*BENCH, "--learner", "sgd:lrr=1"], r"sgd: unknown option 'lrr' \(did you mean 'lr'\?\)"),
     ("benchmark-learner-option-no-equals", [*BENCH, "--learner", "sgd:lr"], r"option 'lr' in 'sgd:lr' must look like key=value"),
     ("benchmark-checkpoint-missing", [*BENCH, "--learner", "{tmp}/runs/none/checkpoint.pt"], r"no checkpoint at .*runs/none/checkpoint\.pt"),

@@ -255,6 +255,8 @@ def _validate(config: ExperimentConfig) -> None:
     if not isinstance(t.num_actors, int) or t.num_actors < 0 or t.num_gpus_per_actor < 0 or t.num_cpus_per_actor < 0:
         raise ValueError(f"training.num_actors must be an int >= 0 and num_gpus/num_cpus_per_actor >= 0, got "
                          f"{t.num_actors!r}, {t.num_gpus_per_actor!r}, {t.num_cpus_per_actor!r}")
+    if t.ray_address not in (None, "auto") and not _host_port(t.ray_address):
+        raise ValueError(f"training.ray_address must be 'host:port' of a Ray head (or 'auto'), got {t.ray_address!r}")
     if t.ray_address is not None and not t.num_actors:
         raise ValueError("training.ray_address names a Ray cluster, but training.num_actors is 0 (the population "
                          "would be evaluated in this process): set training.num_actors")
@@ -263,6 +265,11 @@ def _validate(config: ExperimentConfig) -> None:
                          f"({2 * t.num_actors}) so that antithetic pairs stay on one actor")
     check_env_ids([(f"training.tasks[{i}].env", task.env) for i, task in enumerate(t.tasks)]
                 + [(f"evaluation.envs[{i}]", env_id) for i, env_id in enumerate(e.envs)])
+
+
+def _host_port(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return bool(host) and port.isdigit()
 
 
 def _positive_int(value: Any) -> bool:

@@ -48,13 +48,19 @@ class MetaLearningProblem(Problem):
 
 def connect_ray(address: str | None) -> None:
     """Join the Ray cluster at `address` (None: $RAY_ADDRESS, else start a Ray of this process,
-    as EvoTorch would); the actors then go wherever the cluster has room."""
+    as EvoTorch would); the actors then go wherever the cluster has room. A head that does not
+    answer is said at once: Ray itself would retry for minutes."""
+    import socket
+
     import ray
 
     if ray.is_initialized():
         return
-    try:
-        ray.init(address=address, log_to_driver=False)
-    except ConnectionError as error:
-        raise ConnectionError(f"training.ray_address: no Ray cluster answers at {address!r} ({error}); start one "
-                              "with `ray start --head` (see the README's cluster section)") from None
+    if address and address != "auto":
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as error:
+            raise ConnectionError(f"training.ray_address: no Ray head answers at {address!r} ({error.strerror or error}); "
+                                  "start one with `ray start --head` (README: On a Ray cluster)") from None
+    ray.init(address=address, log_to_driver=False)
