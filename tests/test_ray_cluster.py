@@ -1,11 +1,12 @@
 """Meta-training on a real Ray cluster: a head and a separate worker node started here (`ray start`,
 token authentication on, every address given to Ray is 127.0.0.1), `vsml-gym train` joining it
-with 2 actors, and a run whose actor is killed mid-run and then resumed.
+with 2 actors, and runs that lose an actor, or the whole worker node, mid-run and are resumed.
 
 Ray 2.60 advertises a node started with `--node-ip-address=127.0.0.1` under the machine's own IP
 (`ray._private.services.resolve_ip_for_localhost`) and binds its ports on every interface, so
 the cluster's traffic stays on this machine but its ports are open while the test runs (seconds;
-the token keeps others out). Everything the test starts runs in two process groups, killed at the end.
+the token keeps others out). Every node runs in a session of its own; teardown kills what is left of
+those sessions by their ids.
 """
 
 from __future__ import annotations
@@ -38,40 +39,55 @@ def _ports(count: int) -> list[int]:
 
 
 class LoopbackCluster:
-    """A Ray head and one worker node on this machine, each with `cpus` CPUs and its own ports."""
+    """A Ray head and worker nodes on this machine, each with `cpus` CPUs and its own ports."""
 
     def __init__(self, temp_dir: Path, cpus: int = 1) -> None:
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
                     "RAY_USAGE_STATS_ENABLED": "0"}
         self.env.pop("RAY_ADDRESS", None)
-        self.temp_dir, self.cpus, self.groups = temp_dir, cpus, []
-        ports = _ports(80)
-        self.address = f"127.0.0.1:{ports[0]}"
-        self._start(temp_dir / "head.log", "--head", f"--port={ports[0]}", "--include-dashboard=false",
-                    f"--temp-dir={temp_dir / 'ray'}", *self._node_ports(ports[1:40]))
+        self.temp_dir, self.cpus = temp_dir, cpus
+        self.nodes: list[subprocess.Popen] = []  # the live `ray start`s, head first
+        self.sessions: set[int] = set()  # every session started, live or killed: what teardown kills
+        self.free_ports = _ports(160)
+        port = self.free_ports.pop(0)
+        self.address = f"127.0.0.1:{port}"
+        self._start("head", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir / 'ray'}")
         self._wait_for_nodes(1)
-        self._start(temp_dir / "worker.log", f"--address={self.address}", *self._node_ports(ports[40:]))
-        self._wait_for_nodes(2)
+        self.add_worker()
 
-    @staticmethod
-    def _node_ports(ports: list[int]) -> list[str]:
+    def add_worker(self) -> None:
+        self._start(f"worker{len(self.sessions)}", f"--address={self.address}")
+        self._wait_for_nodes(len(self.nodes))
+
+    def kill_worker(self) -> None:
+        """SIGKILL every process of the newest worker node: the node is gone, as if its machine died."""
+        worker = self.nodes.pop()
+        for pid, _ in self._processes({worker.pid}):
+            _kill(pid)
+        worker.wait(timeout=10)
+
+    def _node_ports(self) -> list[str]:
+        """Fixed ports for one node's processes and 30 for its workers, taken from `free_ports`."""
         names = ("node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
                  "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port")
+        ports, self.free_ports = self.free_ports[:len(names) + 30], self.free_ports[len(names) + 30:]
         return ([f"--{name}={port}" for name, port in zip(names, ports)]
                 + [f"--min-worker-port={ports[len(names)]}", f"--max-worker-port={ports[-1]}"])
 
-    def _start(self, log: Path, *args: str) -> None:
+    def _start(self, name: str, *args: str) -> None:
         command = [str(Path(sys.executable).with_name("ray")), "start", "--block", "--node-ip-address=127.0.0.1",
-                   f"--num-cpus={self.cpus}", "--object-store-memory=100000000", "--disable-usage-stats", *args]
-        process = subprocess.Popen(command, env=self.env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # its own process group: torn down by its id
-        self.groups.append(process)
+                   f"--num-cpus={self.cpus}", "--object-store-memory=100000000", "--disable-usage-stats",
+                   *args, *self._node_ports()]
+        process = subprocess.Popen(command, env=self.env, stdout=(self.temp_dir / f"{name}.log").open("w"),
+                                   stderr=subprocess.STDOUT, start_new_session=True)  # a session of its own
+        self.nodes.append(process)
+        self.sessions.add(process.pid)
 
     def _wait_for_nodes(self, count: int) -> None:
         probe = f"import ray; ray.init(address={self.address!r}, log_to_driver=False); " \
                 "print(sum(n['Alive'] for n in ray.nodes()))"
         deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline and all(p.poll() is None for p in self.groups):
+        while time.monotonic() < deadline and all(p.poll() is None for p in self.nodes):
             if self._head_listens():
                 done = subprocess.run([sys.executable, "-c", probe], env=self.env, capture_output=True, text=True,
                                       timeout=START_SECONDS)
@@ -87,10 +103,10 @@ class LoopbackCluster:
             probe.settimeout(1)
             return probe.connect_ex((host, int(port))) == 0
 
-    def _processes(self) -> list[tuple[int, str]]:
-        """(pid, command) of every process of this cluster: the sessions of the two `ray start`s
-        (Ray's worker processes get process groups of their own, but stay in the session)."""
-        sessions = {p.pid for p in self.groups}
+    def _processes(self, sessions: set[int] | None = None) -> list[tuple[int, str]]:
+        """(pid, command) of every process in `sessions` (default: all this cluster started; Ray's
+        worker processes get process groups of their own, but stay in their node's session)."""
+        sessions = self.sessions if sessions is None else sessions
         listing = subprocess.run(["ps", "-eo", "pid=,sid=,args="], capture_output=True, text=True).stdout
         rows = (line.split(None, 2) for line in listing.splitlines() if line.strip())
         return [(int(pid), args) for pid, sid, args in rows if int(sid) in sessions]
@@ -100,24 +116,21 @@ class LoopbackCluster:
         return [pid for pid, args in self._processes() if args.startswith("ray::EvaluationActor")]
 
     def stop(self) -> None:
-        for process in self.groups:
-            with_signal(process.pid, signal.SIGTERM)
+        for process in self.nodes:
+            process.terminate()  # `ray start --block` stops its node's processes
         deadline = time.monotonic() + 20
-        for process in self.groups:
+        for process in self.nodes:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-        for pid, _ in self._processes():  # whatever is left, by the ids this cluster started
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        for pid, _ in self._processes():  # whatever is left, by the session ids this cluster started
+            _kill(pid)
 
 
-def with_signal(group: int, sig: signal.Signals) -> None:
+def _kill(pid: int) -> None:
     try:
-        os.killpg(group, sig)
+        os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
 
@@ -163,39 +176,68 @@ def test_train_on_a_two_node_cluster_equals_the_single_process_run(cluster, tmp_
     torch.testing.assert_close(distributed, single, atol=1e-5, rtol=0)
 
 
-def test_a_killed_actor_stops_the_run_cleanly_and_resume_reaches_the_uninterrupted_result(cluster, tmp_path):
-    """An actor's process killed mid-run: the run stops with one line (exit 1), its checkpoint is
-    intact, and --resume ends where the same run on the cluster ends uninterrupted. (Against a
-    run in this process it would agree only to rounding, and rounding changes which data a member
-    sees: stream ids hash the sampled values.)"""
-    iterations = 150
-    recipe = (f"training.iterations={iterations}", "training.episode_length=100", "training.population_size=16",
-              "training.num_actors=2", f"training.ray_address={cluster.address}")
-    command = train_command(tmp_path, "killed", *recipe)
+def start_then_break(cluster, tmp_path: Path, name: str, recipe: tuple[str, ...], breaks) -> tuple[dict, list[str]]:
+    """Start `train` on the cluster, call `breaks()` after 3 logged iterations, and check that the
+    run stops with one line (exit 1) and an intact checkpoint short of the end. Returns that
+    checkpoint and the command."""
+    command = train_command(tmp_path, name, *recipe)
     run = subprocess.Popen(command, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    log = tmp_path / "killed" / "log.jsonl"
+    log = tmp_path / name / "log.jsonl"
     deadline = time.monotonic() + RUN_SECONDS
     while not (log.exists() and len(log.read_text().splitlines()) >= 3) and run.poll() is None:
         assert time.monotonic() < deadline, "the run did not get going"
         time.sleep(0.1)
-    victims = cluster.actor_pids()
-    assert len(victims) == 2 and run.poll() is None, (victims, run.poll())
-    os.kill(victims[0], signal.SIGKILL)
+    assert run.poll() is None, run.communicate()
+    breaks()
     out, err = run.communicate(timeout=RUN_SECONDS)
     assert run.returncode == 1, (out, err[-3000:])
     lines = [line for line in err.splitlines() if line.strip()]
-    assert lines[-1].startswith("vsml-gym train: stopped: a Ray actor was lost") and "--resume" in lines[-1]
+    assert lines[-1].startswith("vsml-gym train: stopped: a Ray actor was lost") and "--resume" in lines[-1], lines[-3:]
     assert "Traceback" not in err
-    saved = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")  # intact, and short of the end
-    assert 3 <= saved["iteration"] < iterations
+    saved = load_checkpoint(tmp_path / name / "checkpoint.pt")  # intact, and short of the end
+    assert 3 <= saved["iteration"] < ITERATIONS
+    return saved, command
 
+
+def resume_and_compare(cluster, tmp_path: Path, name: str, recipe: tuple[str, ...], command: list[str]) -> None:
+    """--resume finishes, with the meta-parameters of the same run on the cluster uninterrupted."""
     resumed = subprocess.run(command + ["--resume"], env=cluster.env, capture_output=True, text=True,
                              timeout=RUN_SECONDS)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    final = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")
+    final = load_checkpoint(tmp_path / name / "checkpoint.pt")
     straight = subprocess.run(train_command(tmp_path, "straight", *recipe), env=cluster.env, capture_output=True,
                               text=True, timeout=RUN_SECONDS)
     assert straight.returncode == 0, straight.stderr[-3000:]
     uninterrupted = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
-    assert final["iteration"] == uninterrupted["iteration"] == iterations
+    assert final["iteration"] == uninterrupted["iteration"] == ITERATIONS
     assert torch.equal(final["params"], uninterrupted["params"])
+
+
+ITERATIONS = 150
+
+
+def kill_recipe(cluster) -> tuple[str, ...]:
+    return (f"training.iterations={ITERATIONS}", "training.episode_length=100", "training.population_size=16",
+            "training.num_actors=2", f"training.ray_address={cluster.address}")
+
+
+def test_a_killed_actor_stops_the_run_cleanly_and_resume_reaches_the_uninterrupted_result(cluster, tmp_path):
+    """An actor's process killed mid-run. (Against a run in this process --resume would agree only
+    to rounding, and rounding changes which data a member sees: stream ids hash the sampled values.)"""
+    def kill_an_actor():
+        victims = cluster.actor_pids()
+        assert len(victims) == 2, victims
+        os.kill(victims[0], signal.SIGKILL)
+
+    recipe = kill_recipe(cluster)
+    _, command = start_then_break(cluster, tmp_path, "killed", recipe, kill_an_actor)
+    resume_and_compare(cluster, tmp_path, "killed", recipe, command)
+
+
+def test_a_lost_worker_node_stops_the_run_cleanly_and_resume_on_a_new_node_reaches_the_same_result(cluster, tmp_path):
+    """The worker node's every process killed mid-run (its machine gone); a new worker node joins
+    and --resume ends where an uninterrupted run ends. Last in this file: it replaces the worker."""
+    recipe = kill_recipe(cluster)
+    _, command = start_then_break(cluster, tmp_path, "node_lost", recipe, cluster.kill_worker)
+    cluster.add_worker()
+    resume_and_compare(cluster, tmp_path, "node_lost", recipe, command)
