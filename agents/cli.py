@@ -7,8 +7,8 @@ import argparse
 import json
 import sys
 
-from vsml_gym.plugins import add_import_option
 from vsml_gym.commands.table import format_table
+from vsml_gym.plugins import add_import_option
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -218,9 +218,7 @@ def run_leaderboard_command(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from agents.training import load_config, make_trainer
-
-    from agents.training import QUICK_CONFIG, quiet_evotorch
+    from agents.training import QUICK_CONFIG, load_config, make_trainer, quiet_evotorch
     from agents.training.trainer import TrainingStopped
 
     if args.config is None:

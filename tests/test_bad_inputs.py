@@ -252,7 +252,7 @@ CLI_CASES = [
     ("envs-episode-length-0", ["envs", "--check", "--episode-length", "0"], r"--episode-length must be at least 1, got 0"),
     ("envs-device-missing", ["envs", "--device", "cuda:99"], r"--device " + NO_GPU_99),
     ("data-download-unknown-name", ["data", "download", "nope"], r"argument name: invalid choice: 'nope'"),
-    ("data-download-unreachable", ["data", "download", "kmnist", "--data-root", "{tmp}", "--mirror", UNREACHABLE], r"downloading KMNIST from http://127\.0\.0\.1:9/ into .* failed \(.*\); check the network"),
+    ("data-download-unreachable", ["data", "download", "kmnist", "--data-root", "{tmp}", "--mirror", UNREACHABLE], r"downloading KMNIST from http://127\.0\.0\.1:9/ into .* failed \(.*\); check the mirror URL$"),
 ]
 
 

@@ -22,6 +22,7 @@ from agents.training.config import ExperimentConfig, TaskConfig
 from vsml_gym import rng
 from vsml_gym.plugins import import_plugins
 
+
 def stream_ids(values: torch.Tensor, antithetic: bool) -> list[int]:
     """One 32-bit id per solution: a hash of its values, or of |x_2k - x_2k+1| for pairs."""
     if antithetic:

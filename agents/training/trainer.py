@@ -18,8 +18,8 @@ from agents.zoo import is_zoo_name, load_entry
 from agents.training.checkpoint import (CheckpointError, check_compatible, load_checkpoint, restore_rng_state,
                                         rng_state, save_checkpoint)
 from agents.training.config import ExperimentConfig, config_differences, current_keys
-from vsml_gym.checks import check_device
 from agents.training.evaluation import evaluate_params
+from vsml_gym.checks import check_device
 
 
 class RunExistsError(ValueError):

@@ -59,6 +59,7 @@ def download_dataset(name: str, data_root: str | os.PathLike | None = None, mirr
     except (RuntimeError, OSError) as error:  # URLError is an OSError; torchvision raises RuntimeError
         source = mirror or "the official location"
         reason = " ".join(str(error).split())  # torchvision's reasons span lines: the CLI prints one
-        raise DownloadError(f"downloading {info.title} from {source} into {root} failed ({reason}); check the "
-                            f"network or fetch it from a mirror: vsml-gym data download {name} --mirror URL") from error
+        remedy = ("check the mirror URL" if mirror else
+                  f"check the network or fetch it from a mirror: vsml-gym data download {name} --mirror URL")
+        raise DownloadError(f"downloading {info.title} from {source} into {root} failed ({reason}); {remedy}") from error
     return _folder(cls, root)

@@ -10,8 +10,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from vsml_gym import rng
-from vsml_gym.checks import check_device
-from vsml_gym.checks import is_int, is_int_sequence
+from vsml_gym.checks import check_device, is_int, is_int_sequence
 from vsml_gym.envs.core import OnlineEpisode, action_space, episode_keys, fork_safe_threads, observation_space
 from vsml_gym.envs.options import parse_options
 
