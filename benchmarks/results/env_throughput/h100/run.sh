@@ -13,7 +13,7 @@ echo "== rollout"; timeout 70 python3 benchmarks/perf_vsml.py --device cuda --st
 export PYTHONPATH=$PWD:/tmp/site
 E="benchmarks/env_throughput.py --device cuda --num-envs 1 64 1024 --min-seconds 1"
 for r in 1 2; do
-  timeout 30 python3 $E > $OUT/env_throughput_cuda_new_$r.json
-  (cd .devold && PYTHONPATH=$PWD:/tmp/site timeout 30 python3 $E) > $OUT/env_throughput_cuda_previous_$r.json
+  timeout 30 python3 $E > $OUT/env_throughput_cuda_99b8dec_$r.json
+  (cd .devold && PYTHONPATH=$PWD:/tmp/site timeout 30 python3 $E) > $OUT/env_throughput_cuda_1f57d9b_$r.json
 done
 echo done
