@@ -457,3 +457,22 @@ def test_training_writes_a_progress_plot_and_survives_plotting_errors(tmp_path, 
     assert [m for m in messages if "no ink" in m] == [f"could not draw {failing.plot_path} (RuntimeError: no ink); "
                                                       "training continues, further plotting errors are not reported"]
     assert not failing.plot_path.exists()
+
+
+def test_a_process_joined_to_one_ray_refuses_to_train_on_another(tmp_path):
+    """ray_address names a cluster, but this process already runs actors on another Ray: said,
+    not silently trained on the wrong one."""
+    import socket
+
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=1, log_to_driver=False)
+    with socket.socket() as head:  # something answers at the address, as a head would
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        with pytest.raises(ValueError, match=rf"training\.ray_address is '{address}', but this process is already "
+                                             r"joined to the Ray at .*: ray\.shutdown\(\) first"):
+            make_trainer(tiny(tmp_path, "elsewhere", "training.num_actors=2", f"training.ray_address={address}"),
+                         progress=False)

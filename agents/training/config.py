@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import yaml
 
 from agents.annotations import describe, fits
+from vsml_gym.checks import is_int
 
 
 @dataclass
@@ -225,7 +226,7 @@ def _validate(config: ExperimentConfig) -> None:
     t, e = config.training, config.evaluation
     if not _positive_int(config.checkpoint_every):
         raise ValueError(f"checkpoint_every must be a positive int, got {config.checkpoint_every!r}")
-    if not isinstance(e.every, int) or isinstance(e.every, bool) or e.every < 0:
+    if not is_int(e.every) or e.every < 0:
         raise ValueError(f"evaluation.every must be an int >= 0 (0: never), got {e.every!r}")
     if not _positive_int(e.episodes) or not (e.episode_length is None or _positive_int(e.episode_length)):
         raise ValueError(f"evaluation.episodes and evaluation.episode_length must be positive ints, got "
@@ -252,7 +253,7 @@ def _validate(config: ExperimentConfig) -> None:
         raise ValueError(f"training.projection_fraction must be in [0, 1], got {t.projection_fraction}")
     if not t.tasks or any(task.weight <= 0 for task in t.tasks):
         raise ValueError("training.tasks needs at least one task, each with a positive weight")
-    if not isinstance(t.num_actors, int) or t.num_actors < 0 or t.num_gpus_per_actor < 0 or t.num_cpus_per_actor < 0:
+    if not is_int(t.num_actors) or t.num_actors < 0 or t.num_gpus_per_actor < 0 or t.num_cpus_per_actor < 0:
         raise ValueError(f"training.num_actors must be an int >= 0 and num_gpus/num_cpus_per_actor >= 0, got "
                          f"{t.num_actors!r}, {t.num_gpus_per_actor!r}, {t.num_cpus_per_actor!r}")
     if t.ray_address not in (None, "auto") and not _host_port(t.ray_address):
@@ -273,7 +274,7 @@ def _host_port(address: str) -> bool:
 
 
 def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return is_int(value) and value > 0
 
 
 def check_env_ids(named: Sequence[tuple[str, str]]) -> None:

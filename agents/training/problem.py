@@ -49,18 +49,22 @@ class MetaLearningProblem(Problem):
 def connect_ray(address: str | None) -> None:
     """Join the Ray cluster at `address` (None: $RAY_ADDRESS, else start a Ray of this process,
     as EvoTorch would); the actors then go wherever the cluster has room. A head that does not
-    answer is said at once: Ray itself would retry for minutes."""
+    answer is said at once (Ray itself would retry for minutes), and so is a process already
+    joined to another Ray (whose actors would silently run the work instead)."""
     import socket
 
     import ray
 
-    if ray.is_initialized():
-        return
-    if address and address != "auto":
+    explicit = bool(address) and address != "auto"
+    if explicit:
         host, _, port = address.rpartition(":")
         try:
             socket.create_connection((host, int(port)), timeout=5).close()
         except OSError as error:
             raise ConnectionError(f"training.ray_address: no Ray head answers at {address!r} ({error.strerror or error}); "
                                   "start one with `ray start --head` (README: On a Ray cluster)") from None
-    ray.init(address=address, log_to_driver=False)
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False)
+    elif explicit and ray.get_runtime_context().gcs_address.rpartition(":")[2] != port:
+        raise ValueError(f"training.ray_address is {address!r}, but this process is already joined to the Ray at "
+                         f"{ray.get_runtime_context().gcs_address}: ray.shutdown() first, or train in a fresh process")
